@@ -86,7 +86,7 @@ class InvertibleLinear(Transform):
 
     def _multiply(self, matrix: Tensor, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.features:
-            raise ValueError(f"expected {self.features} features along dimension 1, got shape {tuple(x.shape)}")
+            raise ValueError(f"expected {self.features} features along dimension 1, got {tuple(x.shape)}")
         return torch.einsum("ij,bj...->bi...", matrix, x)
 
     @staticmethod
