@@ -1,0 +1,175 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_train_toy import ToyTask, metrics_rows, toy_config
+
+from wavesynth.train import CheckpointDir, NonFiniteError, Trainer, load_checkpoint
+
+TOY_SCRIPT = Path(__file__).with_name("test_train_toy.py")
+
+
+def _final_state(run: Path) -> dict:
+    return load_checkpoint(CheckpointDir(run).latest())
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    for part in ("model", "optimizer", "ema", "scheduler"):
+        assert _flatten(a[part]).keys() == _flatten(b[part]).keys()
+        for key, value in _flatten(a[part]).items():
+            other = _flatten(b[part])[key]
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, other), f"{part}.{key} differs"
+            else:
+                assert value == other, f"{part}.{key} differs"
+
+
+def _flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k2: v2 for k, v in tree.items() for k2, v2 in _flatten(v, f"{prefix}{k}.").items()}
+    if isinstance(tree, list | tuple):
+        return {k2: v2 for i, v in enumerate(tree) for k2, v2 in _flatten(v, f"{prefix}{i}.").items()}
+    return {prefix: tree}
+
+
+@pytest.mark.parametrize("stop_after_step", [4, 7])  # 4.5 steps per epoch: stops mid-epoch and mid-step
+def test_resume_continues_exactly(tmp_path, stop_after_step):
+    """N steps straight == stop part-way + resume, bit for bit (model, optimiser, schedule, EMA), with
+    dropout and numpy/python/torch randomness in the data and loss."""
+    overrides = ["model.dropout=0.2", "data.random=true"]
+    straight = toy_config(tmp_path / "a", *overrides)
+    Trainer(ToyTask(straight)).fit()
+
+    config = toy_config(tmp_path / "b", *overrides)
+    task = ToyTask(config)
+    trainer = Trainer(task)
+    calls_per_step = config.train.grad_accum
+    task.on_loss = lambda call: call == calls_per_step * (stop_after_step - 1) and trainer.stop()
+    result = trainer.fit()
+    assert result.interrupted and result.step == stop_after_step
+    assert result.checkpoint == CheckpointDir(config.train.run_dir).step_path(stop_after_step)
+
+    resumed = Trainer(ToyTask(config), resume=True)
+    assert resumed.step == stop_after_step
+    assert resumed.fit().step == config.train.steps
+    a, b = _final_state(tmp_path / "a" / "run"), _final_state(tmp_path / "b" / "run")
+    _assert_same_state(a, b)
+    assert a["best"] == b["best"]
+    logged = [[r[:2] for r in metrics_rows(tmp_path / x / "run")] for x in "ab"]
+    assert logged[0] == logged[1]
+
+
+def test_existing_run_needs_resume_and_resume_of_empty_dir_starts_fresh(tmp_path):
+    config = toy_config(tmp_path, "train.steps=4")
+    Trainer(ToyTask(config), resume=True).fit()  # nothing to resume: starts at step 0
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        Trainer(ToyTask(config))
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "starting at step 0" in log
+
+
+def test_resume_reports_changed_settings(tmp_path):
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=4"))).fit()
+    trainer = Trainer(ToyTask(toy_config(tmp_path, "train.steps=8")), resume=True)
+    assert trainer.fit().step == 8
+    assert "changed since the checkpoint: train.steps: 4 -> 8" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_nonfinite_steps_are_skipped_and_logged(tmp_path):
+    # grad_accum 2: loss calls 2 and 3 belong to step 2, call 8 to step 5
+    config = toy_config(tmp_path, "data.nan_calls=[3, 8]")
+    reference = Trainer(ToyTask(toy_config(tmp_path / "ref")))
+    trainer = Trainer(ToyTask(config))
+    weights_before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert trainer.fit().step == 12
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "step 2: loss or gradient not finite, update skipped (1 in a row)" in log
+    assert "step 5: loss or gradient not finite, update skipped (1 in a row)" in log
+    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+    assert trainer.ema.updates == 10
+    reference.fit()
+    assert reference.ema.updates == 12
+    assert any(not torch.equal(weights_before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_too_many_nonfinite_steps_stop_with_a_clear_message(tmp_path):
+    config = toy_config(tmp_path, "data.nan_calls=[4, 5, 6, 7, 8, 9]", "train.max_nonfinite=3")
+    with pytest.raises(NonFiniteError, match="not finite for 3 steps in a row"):
+        Trainer(ToyTask(config)).fit()
+
+
+def test_loss_without_total_is_a_clear_error(tmp_path):
+    task = ToyTask(toy_config(tmp_path))
+    task.loss = lambda model, batch: {"mse": model(batch[0]).mean()}
+    with pytest.raises(ValueError, match="'loss' entry"):
+        Trainer(task).fit()
+
+
+def test_batch_must_split_over_accumulation(tmp_path):
+    with pytest.raises(ValueError, match="divisible"):
+        Trainer(ToyTask(toy_config(tmp_path, "train.batch_size=9")))
+
+
+def test_run_folder_has_config_metrics_and_tensorboard_events(tmp_path):
+    Trainer(ToyTask(toy_config(tmp_path, "train.keep_last=2"))).fit()
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt", "step-00000008.pt", "step-00000012.pt"]
+    assert "[train]" in (run / "config.toml").read_text()
+    names = {row[1] for row in metrics_rows(run)}
+    assert {"train/loss", "train/mse", "train/lr", "train/grad_norm", "train/samples_per_s",
+            "val/loss", "val/mse"} <= names
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    summary = [line for line in (run / "log.txt").read_text().splitlines() if "val loss" in line]
+    assert len(summary) == 3 and "step 12/12" in summary[-1]
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    """A real SIGINT to a training process: it finishes the step, saves, exits 0; resume completes."""
+    run = tmp_path / "run"
+    args = [sys.executable, str(TOY_SCRIPT), f"train.run_dir={run}", "train.steps=400",
+            "train.save_every=1000", "train.val_every=1000", "data.sleep=0.01"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # a few steps in
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "interrupted=True" in out and "Traceback" not in err
+    steps = CheckpointDir(run).steps()
+    assert len(steps) == 1 and 0 < steps[0] < 400
+    assert f"stopped at step {steps[0]}; checkpoint saved" in (run / "log.txt").read_text()
+    config = toy_config(tmp_path, "train.steps=400", "train.save_every=1000", "train.val_every=1000")
+    assert Trainer(ToyTask(config), resume=True).step == steps[0]
+
+
+def test_sigkill_mid_write_leaves_previous_checkpoint_loadable(tmp_path):
+    """Kill -9 a run while it writes a checkpoint (slowed down to be caught mid-write)."""
+    run = tmp_path / "run"
+    args = [sys.executable, str(TOY_SCRIPT), "--slow-save", f"train.run_dir={run}", "train.steps=100",
+            "train.save_every=2", "train.val_every=1000"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    partial = []
+    while time.monotonic() < deadline and process.poll() is None:
+        partial = [p for p in run.glob(".step-00000004.pt.tmp-*") if p.stat().st_size > 0]
+        if partial:
+            break
+        time.sleep(0.01)
+    assert partial, process.stderr.read() if process.poll() is not None else "no partial write seen"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert CheckpointDir(run).steps() == [2]
+    assert load_checkpoint(run / "step-00000002.pt")["step"] == 2
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(partial[0])  # the partial file is damaged, and never given a checkpoint's name
+    config = toy_config(tmp_path, "train.steps=4", "train.save_every=2", "train.val_every=1000")
+    trainer = Trainer(ToyTask(config), resume=True)
+    assert trainer.step == 2 and not list(run.glob(".*.tmp-*"))
+    assert trainer.fit().step == 4

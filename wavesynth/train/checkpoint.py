@@ -1,0 +1,99 @@
+"""Checkpoint files: atomic writes, safe loads, and a run folder's keep-last-N + best policy.
+
+A checkpoint is a dict of tensors and plain containers (no pickled objects), written to a temporary file in
+the same folder, flushed to disk and renamed over the target, so a crash at any moment leaves either the
+old file or the new one. Loading uses ``torch.load(weights_only=True)`` and never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_STEP_FILE = re.compile(r"step-(\d+)\.pt")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename, fsync of the folder)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint without executing code from it."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several types for a damaged or foreign file
+        raise ValueError(f"cannot read checkpoint {path}: {error}") from None
+
+
+class CheckpointDir:
+    """The checkpoints of one run: ``step-XXXXXXXX.pt`` (the newest ``keep_last`` kept) and ``best.pt``."""
+
+    def __init__(self, folder: str | Path, keep_last: int = 3) -> None:
+        self.folder = Path(folder)
+        self.keep_last = keep_last
+
+    def step_path(self, step: int) -> Path:
+        return self.folder / f"step-{step:08d}.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.folder / "best.pt"
+
+    def steps(self) -> list[int]:
+        """Steps of the step checkpoints present, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = (_STEP_FILE.fullmatch(p.name) for p in self.folder.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest(self) -> Path | None:
+        """The newest step checkpoint, or None."""
+        steps = self.steps()
+        return self.step_path(steps[-1]) if steps else None
+
+    def save(self, state: dict[str, Any], best: bool = False) -> Path:
+        """Save a step checkpoint (and prune old ones), or ``best.pt`` when ``best``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if best:
+            save_checkpoint(state, self.best_path)
+            return self.best_path
+        path = self.step_path(state["step"])
+        save_checkpoint(state, path)
+        for step in self.steps()[: -self.keep_last]:
+            self.step_path(step).unlink(missing_ok=True)
+        return path
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete temporary files left by a writer that was killed mid-write."""
+        if self.folder.is_dir():
+            for path in self.folder.glob(".*.tmp-*"):
+                path.unlink(missing_ok=True)

@@ -1,0 +1,248 @@
+"""Configs: plain dataclasses, loaded from TOML files with ``key=value`` overrides and strict validation.
+
+A config is a dataclass whose fields are ``bool``, ``int``, ``float``, ``str``, ``Literal[...]``,
+``X | None``, ``list[X]``, ``tuple[X, ...]``/``tuple[X, Y]`` or another config dataclass (a TOML table).
+Value checks beyond types go in ``__post_init__`` as ``ValueError("name must be ..., got ...")``; errors
+are reported with the full dotted key, e.g. ``train.lr must be > 0, got -1.0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+C = TypeVar("C")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the training loop, shared by every model (the ``[train]`` table of a config file)."""
+
+    run_dir: str = "runs/default"  # checkpoints, config.toml, metrics.csv and TensorBoard events
+    steps: int = 10_000  # optimiser steps in the whole run
+    batch_size: int = 16  # global batch per optimiser step, over all processes and accumulation
+    grad_accum: int = 1  # micro-batches accumulated per step on each process
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = 3e-4  # peak learning rate
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0  # applied to weights with 2+ dimensions only
+    schedule: Literal["constant", "linear", "cosine"] = "cosine"  # decay after warm-up
+    warmup_steps: int = 0  # linear warm-up from 0 to lr
+    min_lr: float = 0.0  # where linear and cosine decay end
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    ema_decay: float = 0.999  # EMA of weights, used for validation and export
+    max_nonfinite: int = 10  # stop after this many consecutive non-finite steps
+    val_every: int = 1000
+    val_batch_size: int = 0  # per process; 0 means the training micro-batch size
+    save_every: int = 1000
+    keep_last: int = 3  # step checkpoints kept besides best.pt
+    log_every: int = 50
+    seed: int = 0
+    num_workers: int = 0  # DataLoader worker processes
+    device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available, else cpu), "cpu", "cuda", ...
+    bf16: bool = True  # bf16 autocast; only ever used on CUDA
+    progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "val_every", "save_every", "log_every",
+                     "max_nonfinite", "keep_last"):
+            _require(getattr(self, name) >= 1, name, "must be >= 1", getattr(self, name))
+        for name in ("warmup_steps", "val_batch_size", "num_workers"):
+            _require(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
+        _require(self.lr > 0, "lr", "must be > 0", self.lr)
+        _require(0 <= self.min_lr <= self.lr, "min_lr", "must be between 0 and lr", self.min_lr)
+        _require(all(0 <= b < 1 for b in self.betas), "betas", "must lie in [0, 1)", self.betas)
+        _require(self.eps > 0, "eps", "must be > 0", self.eps)
+        _require(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
+        _require(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)", self.grad_clip)
+        _require(0 <= self.ema_decay < 1, "ema_decay", "must lie in [0, 1)", self.ema_decay)
+        _require(self.warmup_steps <= self.steps, "warmup_steps", "must be <= steps", self.warmup_steps)
+        _require(self.run_dir != "", "run_dir", "must not be empty", self.run_dir)
+
+
+def _require(ok: bool, name: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{name} {what}, got {value!r}")
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
+    """Build config dataclass ``cls`` from a (nested) mapping, checking every key, type and value."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a table, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            where = f"[{prefix.rstrip('.')}]" if prefix else "the config"
+            raise ValueError(f"unknown key '{prefix}{key}' in {where}; valid keys: {', '.join(fields)}")
+        default = fields[key].default_factory
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping) and callable(default):
+            # a partial table keeps the defaults the parent gives it
+            value = _merge(dataclasses.asdict(default()), value)
+        kwargs[key] = _convert(value, hints[key], prefix + key)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ValueError(f"{prefix}{error}") from None
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` laid over it, table by table."""
+    merged = dict(base)
+    for key, value in update.items():
+        nested = isinstance(value, Mapping) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if nested else value
+    return merged
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as nested dicts of plain values (tuples become lists), for TOML files and checkpoints."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
+    """Load ``cls`` from a TOML file (or its defaults when ``path`` is None), then apply ``key=value``
+    overrides such as ``train.lr=1e-3`` or ``model.channels=64``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as file:
+                data = tomllib.load(file)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path} is not valid TOML: {error}") from None
+    for item in overrides:
+        key, value = _parse_override(cls, item)
+        *tables, name = key.split(".")
+        target = data
+        for table in tables:
+            target = target.setdefault(table, {})
+        target[name] = value
+    return from_dict(cls, data)
+
+
+def _parse_override(cls: type, item: str) -> tuple[str, Any]:
+    """Split ``key=value`` and parse the value as a TOML value (strings may be left unquoted)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"override '{item}' must look like key=value, e.g. train.lr=1e-3")
+    target: Any = cls
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(target)]
+        if part not in names:
+            where = ".".join(parts[:depth])
+            where = f"[{where}]" if where else "the config"
+            raise ValueError(f"unknown key '{key}' in {where}; valid keys: {', '.join(names)}")
+        target = typing.get_type_hints(target)[part]
+        if depth < len(parts) - 1 and not dataclasses.is_dataclass(target):
+            raise ValueError(f"'{'.'.join(parts[:depth + 1])}' is not a table, so '{key}' cannot be set")
+    if dataclasses.is_dataclass(target):
+        raise ValueError(f"'{key}' is a table; set one of its keys, e.g. {key}.<name>=value")
+    try:
+        return key, tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, text.strip()  # a bare string such as run_dir=runs/x
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against type ``hint``; return it in that type (lists become tuples, ints floats)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, key)
+            except ValueError as error:
+                errors.append(str(error))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{key} has the wrong type, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{key} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{key} must be a list, got {value!r}")
+        if origin is list:
+            return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{key} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (bool, int, str):
+        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+            return value
+        raise ValueError(f"{key} must be {_NAMES[hint]}, got {value!r}")
+    if hint is float:
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    raise TypeError(f"config field {key} has unsupported type {hint!r}")
+
+
+_NAMES = {bool: "true or false", int: "an integer", str: "a string"}
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """Write nested dicts of plain values as TOML (``None`` values are left out: they mean 'default')."""
+    lines: list[str] = []
+    _dump_table(data, [], lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _dump_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    if path:
+        lines += ["", f"[{'.'.join(path)}]"]
+    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    for key, value in data.items():
+        if value is not None and key not in tables:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in tables.items():
+        _dump_table(value, [*path, key], lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    """Write ``config`` to a TOML file that :func:`load_config` reads back to an equal config."""
+    Path(path).write_text(dump_toml(to_dict(config)))
+
+
+__all__ = ["TrainConfig", "dump_toml", "from_dict", "load_config", "save_config", "to_dict"]

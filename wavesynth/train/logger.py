@@ -1,0 +1,66 @@
+"""Metrics of a run: TensorBoard event files, ``metrics.csv`` (step,name,value) and ``log.txt`` lines."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .task import Audio, Image
+
+
+class RunLogger:
+    """Writes a run folder's metrics. On resume from step ``start_step``, rows and events logged after
+    that step by the interrupted run are dropped, so the logs read as one uninterrupted run."""
+
+    def __init__(self, run_dir: str | Path, start_step: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # slow import, only on the main process
+
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.run_dir / "metrics.csv"
+        self._truncate_csv(start_step)
+        new = not self.csv_path.exists()
+        self._csv_file = open(self.csv_path, "a", newline="")  # noqa: SIM115 (closed in close())
+        self._csv = csv.writer(self._csv_file)
+        if new:
+            self._csv.writerow(["step", "name", "value"])
+        self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=start_step + 1)
+        self._log_file = open(self.run_dir / "log.txt", "a")  # noqa: SIM115 (closed in close())
+
+    def _truncate_csv(self, start_step: int) -> None:
+        if not self.csv_path.exists():
+            return
+        with open(self.csv_path, newline="") as file:
+            rows = list(csv.reader(file))
+        kept = [rows[0]] + [r for r in rows[1:] if len(r) == 3 and int(r[0]) <= start_step]
+        with open(self.csv_path, "w", newline="") as file:
+            csv.writer(file).writerows(kept)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """Log named scalars (e.g. ``train/loss``) at ``step``."""
+        for name, value in values.items():
+            self._tb.add_scalar(name, value, step)
+            self._csv.writerow([step, name, f"{value:.8g}"])
+        self._csv_file.flush()
+
+    def samples(self, step: int, samples: dict[str, Audio | Image]) -> None:
+        for name, sample in samples.items():
+            if isinstance(sample, Audio):
+                wave = sample.wave.detach().float().cpu().clamp(-1, 1).reshape(1, -1)
+                self._tb.add_audio(f"samples/{name}", wave, step, sample_rate=sample.sample_rate)
+            else:
+                self._tb.add_image(f"samples/{name}", sample.pixels.detach().float().cpu().clamp(0, 1), step)
+
+    def line(self, text: str) -> None:
+        """Print a line (without breaking the progress bar) and append it to ``log.txt``."""
+        tqdm.write(text)
+        self._log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        self._log_file.flush()
+
+    def close(self) -> None:
+        self._tb.close()
+        self._csv_file.close()
+        self._log_file.close()
