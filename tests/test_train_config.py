@@ -1,0 +1,80 @@
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from wavesynth.train import TrainConfig, dump_toml, from_dict, load_config, save_config
+
+
+@dataclass
+class ModelConfig:
+    channels: int = 16
+    kind: Literal["mol", "gaussian"] = "mol"
+    dilations: tuple[int, ...] = (1, 2, 4)
+    speaker: str | None = None
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, steps=500))
+
+
+def test_file_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nchannels = 32\ndilations = [1, 2]\n[train]\nbatch_size = 4\n')
+    config = load_config(Config, path, ["train.lr=2e-3", "model.kind=gaussian", "train.run_dir=runs/x",
+                                        "model.speaker='p225'", "train.betas=[0.8, 0.9]"])
+    assert config.model == ModelConfig(32, "gaussian", (1, 2), "p225")
+    assert config.train.lr == 2e-3 and config.train.batch_size == 4 and config.train.run_dir == "runs/x"
+    assert config.train.betas == (0.8, 0.9)
+    assert config.train.steps == 500  # a partial [train] table keeps the parent's defaults
+
+
+def test_round_trip_through_toml(tmp_path):
+    config = load_config(Config, overrides=["model.speaker=a \"quoted\" name", "train.min_lr=1e-5",
+                                            "train.grad_clip=0"])
+    save_config(config, tmp_path / "config.toml")
+    assert load_config(Config, tmp_path / "config.toml") == config
+    assert "speaker" not in dump_toml({"model": {"speaker": None}})
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"train": {"lrr": 1.0}}, "unknown key 'train.lrr' in [train]; valid keys: run_dir, steps,"),
+    ({"modle": {}}, "unknown key 'modle' in the config; valid keys: model, train"),
+    ({"train": {"lr": "fast"}}, "train.lr must be a number, got 'fast'"),
+    ({"train": {"steps": 1.5}}, "train.steps must be an integer, got 1.5"),
+    ({"train": {"bf16": 1}}, "train.bf16 must be true or false, got 1"),
+    ({"train": {"steps": True}}, "train.steps must be an integer, got True"),
+    ({"train": {"lr": -1}}, "train.lr must be > 0, got -1.0"),
+    ({"train": {"optimizer": "sgd"}}, "train.optimizer must be one of 'adam', 'adamw', got 'sgd'"),
+    ({"train": {"betas": [0.9]}}, "train.betas must be a list of 2 values, got [0.9]"),
+    ({"train": {"ema_decay": 1.0}}, "train.ema_decay must lie in [0, 1), got 1.0"),
+    ({"model": {"dilations": [1, "2"]}}, "model.dilations[1] must be an integer, got '2'"),
+    ({"model": 3}, "model must be a table, got 3"),
+])
+def test_bad_values_name_the_key(data, message):
+    with pytest.raises(ValueError) as error:
+        from_dict(Config, data)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lrr=1", "unknown key 'train.lrr' in [train]; valid keys:"),
+    ("lr=1", "unknown key 'lr' in the config; valid keys: model, train"),
+    ("train=1", "'train' is a table"),
+    ("train.lr.x=1", "'train.lr' is not a table"),
+    ("train.lr", "must look like key=value"),
+    ("train.lr=abc", "train.lr must be a number, got 'abc'"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(ValueError, match=None) as error:
+        load_config(Config, overrides=[override])
+    assert message in str(error.value)
+
+
+def test_bad_toml_file_is_a_value_error(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[train\n")
+    with pytest.raises(ValueError, match="bad.toml is not valid TOML"):
+        load_config(Config, path)
