@@ -64,6 +64,17 @@ def test_resume_continues_exactly(tmp_path, stop_after_step):
     assert logged[0] == logged[1]
 
 
+def test_resume_is_exact_with_dataloader_workers(tmp_path):
+    overrides = ["train.num_workers=1", "train.steps=6", "model.dropout=0.2"]
+    Trainer(ToyTask(toy_config(tmp_path / "a", *overrides))).fit()
+    task = ToyTask(toy_config(tmp_path / "b", *overrides))
+    trainer = Trainer(task)
+    task.on_loss = lambda call: call == 4 and trainer.stop()
+    assert trainer.fit().step == 3
+    Trainer(ToyTask(toy_config(tmp_path / "b", *overrides)), resume=True).fit()
+    _assert_same_state(_final_state(tmp_path / "a" / "run"), _final_state(tmp_path / "b" / "run"))
+
+
 def test_existing_run_needs_resume_and_resume_of_empty_dir_starts_fresh(tmp_path):
     config = toy_config(tmp_path, "train.steps=4")
     Trainer(ToyTask(config), resume=True).fit()  # nothing to resume: starts at step 0

@@ -166,7 +166,8 @@ class Trainer:
                     self._validate()
                 if self.step % cfg.save_every == 0 or self.step == cfg.steps or self._stop:
                     self._save()
-            if self._stop:
+            interrupted = self._stop and self.step < cfg.steps
+            if interrupted:
                 self._log(f"stopped at step {self.step}; checkpoint saved; continue with --resume")
         finally:
             bar.close()
@@ -176,7 +177,7 @@ class Trainer:
                 self.logger.close()
             if self._owns_group:
                 dist.destroy_process_group()
-        return TrainResult(self.step, self._stop, self.best_metric, self._last_checkpoint)
+        return TrainResult(self.step, interrupted, self.best_metric, self._last_checkpoint)
 
     def _log_train(self, window: list[dict[str, float] | None], seconds: float, bar: tqdm) -> None:
         """Log the mean of each train metric over the steps in ``window`` (None marks a skipped step)."""
@@ -271,7 +272,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ checkpoints
 
-    def state_dict(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
+    def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimiser, schedule, EMA, RNGs of every process,
         data position, and the config (so the checkpoint alone rebuilds the model)."""
         return {
@@ -293,7 +294,7 @@ class Trainer:
     def _save(self, best: bool = False) -> None:
         rng = distributed.all_gather(get_rng_state())  # every process takes part; only rank 0 writes
         if self.info.is_main:
-            path = self.checkpoints.save(self.state_dict(rng), best=best)
+            path = self.checkpoints.save(self._state(rng), best=best)
             if not best:
                 self._last_checkpoint = path
 
@@ -324,15 +325,23 @@ class Trainer:
         self._signalled = True
 
     def _install_signal_handlers(self) -> dict[int, Any]:
-        """SIGINT and SIGTERM stop gracefully; a second one aborts at once."""
+        """SIGINT and SIGTERM stop gracefully; another one more than a second later aborts at once.
+
+        (A Ctrl-C under torchrun reaches each worker twice within milliseconds: from the terminal and
+        forwarded by torchrun. That must not abort.)"""
         if threading.current_thread() is not threading.main_thread():
             return {}
+        first: list[float] = []
 
         def handle(signum: int, frame: Any) -> None:
-            if self._signalled:
+            if first and time.monotonic() - first[0] > 1.0:
                 raise KeyboardInterrupt
+            if first:
+                return
+            first.append(time.monotonic())
             self._signalled = True
-            tqdm.write(f"{signal.Signals(signum).name}: stopping after this step (send it again to abort)")
+            if self.info.is_main:
+                tqdm.write(f"{signal.Signals(signum).name}: stopping after this step (again to abort)")
 
         return {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
