@@ -66,7 +66,9 @@ class Task(ABC):
         """Named scalar terms of the loss on ``batch``; the key ``"loss"`` is the total that is minimised.
 
         Make each term a mean over the batch: then any split of the global batch over processes and
-        accumulation steps gives the same gradient.
+        accumulation steps gives the same gradient. Call ``model(...)`` itself: under DDP ``model`` is the
+        DistributedDataParallel wrapper (the bare module is ``model.module``), and only its forward
+        synchronises gradients.
         """
 
     def validate(self, model: nn.Module, batch: Any) -> dict[str, Tensor]:
