@@ -4,10 +4,13 @@ Convention: ``forward(x, context)`` maps data to noise and returns ``(z, logabsd
 ``inverse(z, context)`` maps noise to data and returns ``(x, logabsdet)``.
 """
 
+from .autoregressive import MaskedAffineAutoregressive
+from .autoregressive_models import IAF, MAF
 from .base import CompositeTransform, InverseTransform, Transform
 from .distributions import StandardLogistic, StandardNormal
 from .flow import Flow
 from .linear import InvertibleConv1x1, InvertibleLinear, LULinear
+from .made import MADE
 from .normalization import ActNorm, BatchNorm
 from .permutations import Permutation, RandomPermutation, ReversePermutation
 
@@ -16,10 +19,14 @@ __all__ = [
     "BatchNorm",
     "CompositeTransform",
     "Flow",
+    "IAF",
     "InverseTransform",
     "InvertibleConv1x1",
     "InvertibleLinear",
     "LULinear",
+    "MADE",
+    "MAF",
+    "MaskedAffineAutoregressive",
     "Permutation",
     "RandomPermutation",
     "ReversePermutation",
