@@ -1,0 +1,107 @@
+"""Training data: random aligned (waveform segment, mel frames) pairs from a feature cache.
+
+Item ``i`` picks a start frame s uniformly in [0, max(frames - segment_frames, 0)] and returns samples
+[s·hop, (s + segment_frames)·hop) with mel frames [s - context, s + segment_frames + context). Past an
+utterance's edges the waveform is zeros and the mel frames are the mel of silence (the preset applied
+to zeros), so a short utterance or the context around its ends is padded consistently. The start is
+drawn from ``numpy.random.default_rng([seed, epoch, i])``: call ``set_epoch`` each epoch (as with a
+``DistributedSampler``) for fresh crops that are still reproducible, with any number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .cache import FeatureCache
+from .features import MelExtractor
+
+
+class SegmentDataset(Dataset):
+    """Map-style dataset over one split of a feature cache (works with any sampler, e.g.
+    ``DistributedSampler``). Items are dicts: ``wave`` (segment_frames·hop,), ``mel``
+    (n_mels, segment_frames + 2·context), ``speaker`` (index into ``speakers``) and ``frames``
+    (how many of the segment's frames lie inside the utterance). ``segment_frames=None`` gives whole
+    utterances (use ``collate`` to pad them into a batch). Mels are normalised when the preset says so.
+    """
+
+    def __init__(
+        self,
+        cache: str | os.PathLike | FeatureCache,
+        split: str = "train",
+        segment_frames: int | None = 32,
+        context_frames: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.cache = cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache)
+        self.config = self.cache.config
+        self.rows = self.cache.split(split)
+        if not self.rows:
+            raise ValueError(f"{self.cache.root}: the {split!r} split is empty")
+        if segment_frames is not None and segment_frames <= 0 or context_frames < 0:
+            raise ValueError("segment_frames must be positive (or None) and context_frames >= 0")
+        self.segment_frames, self.context_frames, self.seed, self.epoch = (
+            segment_frames,
+            context_frames,
+            seed,
+            0,
+        )
+        self.speakers = self.cache.speakers
+        self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
+        zeros = torch.zeros(self.config.min_samples)
+        with torch.no_grad():
+            silence = MelExtractor(self.config).log_mel(zeros)[:, :1].numpy()
+        self.silence = self._normalize(silence)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _normalize(self, mel: np.ndarray) -> np.ndarray:
+        return self.cache.stats.normalize(mel) if self.config.normalize else mel
+
+    def __getitem__(self, index: int) -> dict:
+        row, hop, context = self.rows[index], self.config.hop_length, self.context_frames
+        mel = np.load(self.cache.root / row["mel"], mmap_mode="r")
+        wave = np.load(self.cache.root / row["wave"], mmap_mode="r")
+        total = mel.shape[1]
+        length = self.segment_frames or total
+        start = int(
+            np.random.default_rng([self.seed, self.epoch, index]).integers(max(total - length, 0) + 1)
+        )
+
+        segment = np.zeros(length * hop, np.float32)
+        inside = min(length, total - start)
+        segment[: inside * hop] = wave[start * hop : (start + inside) * hop]
+
+        lo, hi = start - context, start + length + context
+        frames = np.repeat(self.silence, hi - lo, axis=1)
+        frames[:, max(-lo, 0) : min(total, hi) - lo] = self._normalize(np.asarray(mel[:, max(lo, 0) : hi]))
+        return {
+            "wave": torch.from_numpy(segment),
+            "mel": torch.from_numpy(frames),
+            "speaker": self._speaker_index[row["speaker"]],
+            "frames": inside,
+        }
+
+    def collate(self, items: list[dict]) -> dict:
+        """Stack items into ``wave`` (B, T), ``mel`` (B, n_mels, F), ``speaker`` (B,) and ``frames``
+        (B,), padding shorter items at the end with zeros (wave) and silence frames (mel)."""
+        hop = self.config.hop_length
+        width = max(item["mel"].shape[1] for item in items)
+        wave = torch.zeros(len(items), (width - 2 * self.context_frames) * hop)
+        mel = torch.from_numpy(np.repeat(self.silence[None], len(items), axis=0).repeat(width, axis=2))
+        for i, item in enumerate(items):
+            wave[i, : item["wave"].shape[0]] = item["wave"]
+            mel[i, :, : item["mel"].shape[1]] = item["mel"]
+        return {
+            "wave": wave,
+            "mel": mel,
+            "speaker": torch.tensor([item["speaker"] for item in items]),
+            "frames": torch.tensor([item["frames"] for item in items]),
+        }

@@ -1,0 +1,204 @@
+"""Preprocess a corpus into a feature cache (layout in ``wavesynth.audio.cache``).
+
+Per file: load (mono, resampled to the preset's rate), trim leading and trailing silence (frames more
+than ``trim_db`` below the loudest, ``trim.trim_silence``), optionally
+normalise the integrated loudness, zero-pad to a multiple of the hop, extract the log-mel, and write
+both arrays atomically. Files run in parallel worker processes. A run is resumable: an utterance whose
+wave and mel files both exist is skipped (its statistics are re-read from the mel). A file that fails
+is reported and skipped; the summary lists every failure, and so does ``errors.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import cache
+from .corpora import Utterance, assign_splits, read_corpus
+from .features import MelConfig, MelExtractor, get_preset, pad_to_hop
+from .io import load_audio
+from .loudness import normalize_loudness
+from .stats import MelStats, merge_all
+from .trim import trim_silence
+
+
+@dataclass
+class Summary:
+    """What a run did. ``seconds`` is the audio (before trimming) of the files processed in this run."""
+
+    out: Path
+    processed: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    wall: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.processed + self.skipped > 0
+
+    def report(self) -> str:
+        wall = max(self.wall, 1e-9)
+        lines = [
+            f"{self.out}: {self.processed} processed, {self.skipped} already done, "
+            f"{len(self.failures)} failed ({self.seconds / 60:.1f} min of audio in {self.wall:.1f} s: "
+            f"{self.processed / wall:.1f} files/s, {self.seconds / wall:.1f} s of audio per s)"
+        ]
+        lines += [f"  failed: {message}" for _, message in self.failures]
+        return "\n".join(lines)
+
+
+@lru_cache(maxsize=4)
+def _extractor(config: MelConfig) -> MelExtractor:
+    return MelExtractor(config)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _process(utt: Utterance, out: Path, config: MelConfig, trim_db: float | None, loudness: float | None):
+    """-> (id, status, frames, source seconds, MelStats | error message)."""
+    wave_file, mel_file = cache.wave_path(out, utt.id), cache.mel_path(out, utt.id)
+    try:
+        if wave_file.is_file() and mel_file.is_file():
+            mel = np.load(mel_file)
+            return utt.id, "skipped", mel.shape[1], 0.0, MelStats.of(mel)
+        wave = load_audio(utt.path, config.sample_rate)
+        seconds = len(wave) / config.sample_rate
+        if trim_db is not None:
+            wave = trim_silence(wave, trim_db)
+        if loudness is not None:
+            wave = normalize_loudness(wave, config.sample_rate, loudness)
+        if len(wave) < config.min_samples:
+            raise ValueError(
+                f"{utt.path}: only {len(wave)} samples left after trimming silence "
+                f"(at least {config.min_samples} needed)"
+            )
+        wave = pad_to_hop(wave, config.hop_length).astype(np.float32)
+        with torch.no_grad():
+            mel = _extractor(config).log_mel(torch.from_numpy(wave)).numpy()
+        cache.save_npy(wave_file, wave)
+        cache.save_npy(mel_file, mel)
+        return utt.id, "processed", mel.shape[1], seconds, MelStats.of(mel)
+    except Exception as error:  # a bad file must never abort the run
+        message = str(error) if str(utt.path) in str(error) else f"{utt.path}: {error}"
+        return utt.id, "failed", 0, 0.0, message
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    path = out / cache.SETTINGS
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
+        if changed:
+            raise ValueError(
+                f"{out}: already holds features made with different {', '.join(changed)}; use another --out"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        cache.write_text(path, json.dumps(settings, indent=2))
+
+
+def preprocess(
+    corpus: str,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    preset: str | MelConfig = "hifigan-22k",
+    *,
+    trim_db: float | None = 60.0,
+    loudness: float | None = None,
+    valid_fraction: float = 0.05,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Summary:
+    """Turn corpus ``corpus`` (a kind in ``corpora.CORPORA``) at ``root`` into a feature cache at ``out``.
+
+    ``trim_db=None`` keeps silences; ``loudness`` is a target in LUFS (e.g. -23) or None. ``workers``
+    defaults to the number of CPU cores; 1 runs in this process.
+    """
+    config = get_preset(preset) if isinstance(preset, str) else preset
+    workers = workers or os.cpu_count() or 1
+    out = Path(out)
+    utterances = read_corpus(corpus, root)
+    settings = {
+        "corpus": corpus,
+        "preset": config.to_dict(),
+        "trim_db": trim_db,
+        "loudness": loudness,
+        "valid_fraction": valid_fraction,
+    }
+    splits = assign_splits([u.id for u in utterances], valid_fraction)
+    _check_settings(out, settings)
+    cache.write_text(out / cache.PRESET, config.to_json())
+
+    start = time.perf_counter()
+    summary, results = Summary(out), {}
+    args = [(u, out, config, trim_db, loudness) for u in utterances]
+    bar = tqdm(total=len(args), unit="file", disable=not progress, desc="preprocess")
+    if workers == 1:
+        outcomes = (_process(*a) for a in args)
+    else:
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(min(workers, len(args)), mp_context=context, initializer=_init_worker)
+        outcomes = (f.result() for f in as_completed([pool.submit(_process, *a) for a in args]))
+    try:
+        for uid, status, frames, seconds, payload in outcomes:
+            results[uid] = (status, frames, payload)
+            summary.seconds += seconds
+            bar.update()
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
+    summary.wall = time.perf_counter() - start
+
+    rows, stats = [], {"train": [], "valid": []}
+    for u in utterances:
+        status, frames, payload = results[u.id]
+        if status == "failed":
+            summary.failures.append((u.id, payload))
+            continue
+        summary.processed += status == "processed"
+        summary.skipped += status == "skipped"
+        stats[splits[u.id]].append(payload)
+        rows.append(
+            {
+                "id": u.id,
+                "speaker": u.speaker,
+                "split": splits[u.id],
+                "text": u.text,
+                "source": str(u.path),
+                "wave": cache.wave_path(Path(), u.id).as_posix(),
+                "mel": cache.mel_path(Path(), u.id).as_posix(),
+                "frames": frames,
+                "samples": frames * config.hop_length,
+                "seconds": round(frames * config.hop_length / config.sample_rate, 4),
+            }
+        )
+    _write_outputs(out, rows, stats["train"] or stats["valid"], summary.failures)
+    return summary
+
+
+def _write_outputs(
+    out: Path, rows: list[dict], stats: list[MelStats], failures: list[tuple[str, str]]
+) -> None:
+    if rows:
+        merge_all(stats).save(out / cache.STATS)
+        cache.write_text(out / cache.SPEAKERS, json.dumps(sorted({r["speaker"] for r in rows})))
+        cache.write_text(out / cache.MANIFEST, "".join(json.dumps(r) + "\n" for r in rows))
+    errors = out / cache.ERRORS
+    if failures:
+        cache.write_text(errors, "".join(message + "\n" for _, message in failures))
+    elif errors.exists():
+        errors.unlink()
