@@ -7,30 +7,51 @@ Convention: ``forward(x, context)`` maps data to noise and returns ``(z, logabsd
 from .autoregressive import MaskedAffineAutoregressive
 from .autoregressive_models import IAF, MAF
 from .base import CompositeTransform, InverseTransform, Transform
+from .conditioners import MLP, ConvNet
+from .coupling import AdditiveCoupling, AffineCoupling, Coupling, DiagonalScaling, coupling_mask
+from .coupling_models import NICE, Glow, RealNVP
 from .distributions import StandardLogistic, StandardNormal
 from .flow import Flow
 from .linear import InvertibleConv1x1, InvertibleLinear, LULinear
+from .multiscale import FactorOut, Squeeze, Unsqueeze
 from .made import MADE
 from .normalization import ActNorm, BatchNorm
 from .permutations import Permutation, RandomPermutation, ReversePermutation
+from .preprocessing import Logit, bits_per_dim, dequantize
 
 __all__ = [
     "ActNorm",
+    "AdditiveCoupling",
+    "AffineCoupling",
     "BatchNorm",
     "CompositeTransform",
+    "ConvNet",
+    "Coupling",
+    "DiagonalScaling",
+    "FactorOut",
     "Flow",
+    "Glow",
     "IAF",
     "InverseTransform",
     "InvertibleConv1x1",
     "InvertibleLinear",
     "LULinear",
+    "Logit",
     "MADE",
     "MAF",
+    "MLP",
     "MaskedAffineAutoregressive",
+    "NICE",
     "Permutation",
     "RandomPermutation",
+    "RealNVP",
     "ReversePermutation",
+    "Squeeze",
     "StandardLogistic",
     "StandardNormal",
     "Transform",
+    "Unsqueeze",
+    "bits_per_dim",
+    "coupling_mask",
+    "dequantize",
 ]
