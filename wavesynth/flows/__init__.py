@@ -13,8 +13,8 @@ from .coupling_models import NICE, Glow, RealNVP
 from .distributions import StandardLogistic, StandardNormal
 from .flow import Flow
 from .linear import InvertibleConv1x1, InvertibleLinear, LULinear
-from .multiscale import FactorOut, Squeeze, Unsqueeze
 from .made import MADE
+from .multiscale import FactorOut, Squeeze, Unsqueeze
 from .normalization import ActNorm, BatchNorm
 from .permutations import Permutation, RandomPermutation, ReversePermutation
 from .preprocessing import Logit, bits_per_dim, dequantize
