@@ -84,6 +84,21 @@ def test_affine_autoregressive_layer_is_exact(kwargs, with_context):
     assert_exact_flow(layer, x, context)
 
 
+@pytest.mark.parametrize("direction", ["maf", "iaf"])
+@pytest.mark.parametrize("with_context", [False, True])
+def test_one_dimensional_layer_is_exact_and_uses_the_context(direction, with_context):
+    context_features = 2 if with_context else None
+    layer = flows.MaskedAffineAutoregressive(1, 8, context_features=context_features, direction=direction)
+    layer = perturb(layer).double()
+    x = torch.randn(5, 1, dtype=DTYPE)
+    context = torch.randn(5, 2, dtype=DTYPE) if with_context else None
+    assert_exact_flow(layer, x, context)
+    z, logabsdet = layer(x, context)
+    assert logabsdet.shape == (5,)
+    if with_context:
+        assert not torch.allclose(layer(x, torch.randn(5, 2, dtype=DTYPE))[0], z)
+
+
 @pytest.mark.parametrize("scale", ["bounded", "gated"])
 def test_layer_starts_at_or_near_the_identity(scale):
     layer = flows.MaskedAffineAutoregressive(3, 8, scale=scale)

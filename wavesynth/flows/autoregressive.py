@@ -96,13 +96,16 @@ class MaskedAffineAutoregressive(Transform):
         return y, log_scale.sum(1)
 
     def _sequential(self, y: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        """u with y = s(u)⊙u + t(u), by D passes; log|det ∂u/∂y| = -Σ log s(u)."""
+        """u with y = s(u)⊙u + t(u), by D passes; log|det ∂u/∂y| = -Σ log s(u).
+
+        The first pass starts from u = 0, so without a context it is one row, broadcast over the batch.
+        """
         self.made.check_input(y, context)
-        u = torch.zeros_like(y)
+        u = y.new_zeros(y.shape[0] if context is not None else 1, self.features)
         for _ in range(self.features):
             log_scale, shift = self._scale_and_shift(u, context)
             if self.scale == "bounded":
                 u = (y - shift) * torch.exp(-log_scale)
             else:
                 u = shift + (y - shift) * torch.exp(-log_scale)
-        return u, -log_scale.sum(1)
+        return u, -log_scale.sum(1).expand(y.shape[0])
