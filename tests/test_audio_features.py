@@ -23,11 +23,24 @@ def librosa_log_mel(wave: np.ndarray, c: MelConfig) -> np.ndarray:
     wave = np.pad(wave.astype(np.float64), (0, -len(wave) % c.hop_length))
     if c.padding == "hifigan":
         pad = (c.n_fft - c.hop_length) // 2
-        stft = librosa.stft(np.pad(wave, pad, mode="reflect"), n_fft=c.n_fft, hop_length=c.hop_length,
-                            win_length=c.win_length, window="hann", center=False)
+        stft = librosa.stft(
+            np.pad(wave, pad, mode="reflect"),
+            n_fft=c.n_fft,
+            hop_length=c.hop_length,
+            win_length=c.win_length,
+            window="hann",
+            center=False,
+        )
     else:
-        stft = librosa.stft(wave, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
-                            window="hann", center=True, pad_mode="reflect")[:, :-1]
+        stft = librosa.stft(
+            wave,
+            n_fft=c.n_fft,
+            hop_length=c.hop_length,
+            win_length=c.win_length,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
+        )[:, :-1]
     basis = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
     mel = np.maximum(basis @ np.sqrt(np.abs(stft) ** 2 + c.mag_eps), c.log_floor)
     return np.log(mel) if c.log == "ln" else np.log10(mel)
@@ -57,9 +70,19 @@ def test_torch_extraction_matches_librosa_reference(name):
 def test_presets_hold_the_published_settings():
     hifigan = get_preset("hifigan-22k")
     assert (hifigan.sample_rate, hifigan.n_fft, hifigan.hop_length, hifigan.win_length, hifigan.n_mels) == (
-        22050, 1024, 256, 1024, 80)
+        22050,
+        1024,
+        256,
+        1024,
+        80,
+    )
     assert (hifigan.fmin, hifigan.fmax, hifigan.log, hifigan.log_floor, hifigan.reflect_pad) == (
-        0, 8000, "ln", 1e-5, 384)
+        0,
+        8000,
+        "ln",
+        1e-5,
+        384,
+    )
     pwg = get_preset("pwg-22k")
     assert (pwg.fmin, pwg.fmax, pwg.log, pwg.log_floor, pwg.normalize) == (80, 7600, "log10", 1e-10, True)
     assert get_preset("speechbrain-16k").sample_rate == 16000
@@ -110,8 +133,14 @@ def test_bad_configs_and_inputs_are_refused():
     config = get_preset("hifigan-22k")
     with pytest.raises(ValueError, match="unknown feature preset 'nope'"):
         get_preset("nope")
-    for change in ({"fmax": 20000.0}, {"win_length": 2048}, {"padding": "same"}, {"hop_length": 255},
-                   {"log": "db"}, {"n_mels": 0}):
+    for change in (
+        {"fmax": 20000.0},
+        {"win_length": 2048},
+        {"padding": "same"},
+        {"hop_length": 255},
+        {"log": "db"},
+        {"n_mels": 0},
+    ):
         with pytest.raises(ValueError):
             dataclasses.replace(config, **change)
     assert MelConfig.from_dict(config.to_dict()) == config

@@ -14,9 +14,16 @@ def sine(freq: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.n
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("name", "subtype", "atol"), [("a.wav", "PCM_16", 2**-15), ("a.flac", "PCM_24", 2**-23),
-                                                       ("a.wav", "PCM_32", 1e-7), ("a.wav", "FLOAT", 0),
-                                                       ("a.ogg", "VORBIS", 0.05)])
+@pytest.mark.parametrize(
+    ("name", "subtype", "atol"),
+    [
+        ("a.wav", "PCM_16", 2**-15),
+        ("a.flac", "PCM_24", 2**-23),
+        ("a.wav", "PCM_32", 1e-7),
+        ("a.wav", "FLOAT", 0),
+        ("a.ogg", "VORBIS", 0.05),
+    ],
+)
 def test_formats_read_back_as_float32_in_range(tmp_path, name, subtype, atol):
     wave = sine(440, 16000, 0.5)
     sf.write(tmp_path / name, wave, 16000, subtype=subtype)
@@ -66,7 +73,10 @@ def write_bytes(path: Path, data: bytes) -> Path:
     [
         (lambda d: d / "missing.wav", "no such audio file"),
         (lambda d: write_bytes(d / "empty.wav", b""), "not a readable audio file"),
-        (lambda d: write_bytes(d / "junk.flac", b"this is not audio at all" * 10), "not a readable audio file"),
+        (
+            lambda d: write_bytes(d / "junk.flac", b"this is not audio at all" * 10),
+            "not a readable audio file",
+        ),
         (lambda d: write_bytes(d / "notes.txt", b"hello"), "unsupported file type '.txt'"),
     ],
 )

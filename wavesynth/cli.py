@@ -21,6 +21,17 @@ def _not_yet(name: str):
     return run
 
 
+def _preprocess(args: argparse.Namespace) -> int:
+    from wavesynth.audio.preprocess import preprocess
+
+    trim_db = None if args.no_trim else args.trim_db
+    summary = preprocess(args.corpus, args.root, args.out, args.preset, trim_db=trim_db,
+                         loudness=args.loudness, valid_fraction=args.valid_fraction, workers=args.workers,
+                         progress=not args.quiet)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
 def _models(args: argparse.Namespace) -> int:
     print("no pretrained models are shipped in this version yet")
     return 0
@@ -34,7 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.set_defaults(run=_not_yet("synthesize"))
 
     preprocess = commands.add_parser("preprocess", help="extract features from a corpus into a cache folder")
-    preprocess.set_defaults(run=_not_yet("preprocess"))
+    preprocess.add_argument("--corpus", required=True, choices=["ljspeech", "vctk", "arctic", "folder"],
+                            help="corpus layout ('folder': audio files under --root, or a file list)")
+    preprocess.add_argument("--root", required=True, help="the corpus folder (or, for 'folder', a file list)")
+    preprocess.add_argument("--out", required=True, help="cache folder to write (a rerun resumes it)")
+    preprocess.add_argument("--preset", default="hifigan-22k",
+                            help="feature preset: hifigan-22k (default), pwg-22k, speechbrain-16k")
+    preprocess.add_argument("--trim-db", type=float, default=60.0,
+                            help="trim leading/trailing frames this many dB below the loudest (default 60)")
+    preprocess.add_argument("--no-trim", action="store_true", help="keep leading and trailing silence")
+    preprocess.add_argument("--loudness", type=float, metavar="LUFS",
+                            help="normalise each file to this integrated loudness, e.g. -23 (default: off)")
+    preprocess.add_argument("--valid-fraction", type=float, default=0.05,
+                            help="share of utterances in the validation split (default 0.05)")
+    preprocess.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
+    preprocess.add_argument("--quiet", action="store_true", help="no progress bar")
+    preprocess.set_defaults(run=_preprocess)
 
     train = commands.add_parser("train", help="train a teacher or distil a student")
     train.set_defaults(run=_not_yet("train"))

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,14 +49,13 @@ class Summary:
         return self.processed + self.skipped > 0
 
     def report(self) -> str:
-        wall = max(self.wall, 1e-9)
-        lines = [
-            f"{self.out}: {self.processed} processed, {self.skipped} already done, "
-            f"{len(self.failures)} failed ({self.seconds / 60:.1f} min of audio in {self.wall:.1f} s: "
-            f"{self.processed / wall:.1f} files/s, {self.seconds / wall:.1f} s of audio per s)"
-        ]
-        lines += [f"  failed: {message}" for _, message in self.failures]
-        return "\n".join(lines)
+        failed = len(self.failures)
+        line = f"{self.out}: {self.processed} processed, {self.skipped} already done, {failed} failed"
+        if self.processed:
+            rate, speed = self.processed / self.wall, self.seconds / self.wall
+            line += f" ({self.seconds / 60:.1f} min of audio in {self.wall:.1f} s: {rate:.1f} files/s, "
+            line += f"{speed:.1f} s of audio per s)"
+        return "\n".join([line] + [f"  failed: {message}" for _, message in self.failures])
 
 
 @lru_cache(maxsize=4)
@@ -69,11 +69,7 @@ def _init_worker() -> None:
 
 def _process(utt: Utterance, out: Path, config: MelConfig, trim_db: float | None, loudness: float | None):
     """-> (id, status, frames, source seconds, MelStats | error message)."""
-    wave_file, mel_file = cache.wave_path(out, utt.id), cache.mel_path(out, utt.id)
     try:
-        if wave_file.is_file() and mel_file.is_file():
-            mel = np.load(mel_file)
-            return utt.id, "skipped", mel.shape[1], 0.0, MelStats.of(mel)
         wave = load_audio(utt.path, config.sample_rate)
         seconds = len(wave) / config.sample_rate
         if trim_db is not None:
@@ -88,12 +84,28 @@ def _process(utt: Utterance, out: Path, config: MelConfig, trim_db: float | None
         wave = pad_to_hop(wave, config.hop_length).astype(np.float32)
         with torch.no_grad():
             mel = _extractor(config).log_mel(torch.from_numpy(wave)).numpy()
-        cache.save_npy(wave_file, wave)
-        cache.save_npy(mel_file, mel)
+        cache.save_npy(cache.wave_path(out, utt.id), wave)
+        cache.save_npy(cache.mel_path(out, utt.id), mel)
         return utt.id, "processed", mel.shape[1], seconds, MelStats.of(mel)
     except Exception as error:  # a bad file must never abort the run
         message = str(error) if str(utt.path) in str(error) else f"{utt.path}: {error}"
         return utt.id, "failed", 0, 0.0, message
+
+
+def _run(jobs: list[tuple], workers: int) -> Iterator[tuple]:
+    """``_process`` over ``jobs``, in this process or in a pool of ``workers`` processes (forked where
+    the platform can, so workers start without re-importing torch), in order of completion."""
+    if workers == 1 or len(jobs) <= 1:
+        yield from (_process(*job) for job in jobs)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker) as pool:
+        futures = [pool.submit(_process, *job) for job in jobs]
+        try:
+            yield from (future.result() for future in as_completed(futures))
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 def _check_settings(out: Path, settings: dict) -> None:
@@ -144,23 +156,18 @@ def preprocess(
 
     start = time.perf_counter()
     summary, results = Summary(out), {}
-    args = [(u, out, config, trim_db, loudness) for u in utterances]
-    bar = tqdm(total=len(args), unit="file", disable=not progress, desc="preprocess")
-    if workers == 1:
-        outcomes = (_process(*a) for a in args)
-    else:
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(min(workers, len(args)), mp_context=context, initializer=_init_worker)
-        outcomes = (f.result() for f in as_completed([pool.submit(_process, *a) for a in args]))
-    try:
-        for uid, status, frames, seconds, payload in outcomes:
+    todo = []
+    for u in utterances:
+        if cache.wave_path(out, u.id).is_file() and cache.mel_path(out, u.id).is_file():
+            mel = np.load(cache.mel_path(out, u.id))
+            results[u.id] = ("skipped", mel.shape[1], MelStats.of(mel))
+        else:
+            todo.append((u, out, config, trim_db, loudness))
+    with tqdm(total=len(todo), unit="file", disable=not progress or not todo, desc="preprocess") as bar:
+        for uid, status, frames, seconds, payload in _run(todo, workers):
             results[uid] = (status, frames, payload)
             summary.seconds += seconds
             bar.update()
-    finally:
-        bar.close()
-        if workers > 1:
-            pool.shutdown(cancel_futures=True)
     summary.wall = time.perf_counter() - start
 
     rows, stats = [], {"train": [], "valid": []}

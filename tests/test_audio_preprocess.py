@@ -1,0 +1,184 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from wavesynth.audio import FeatureCache, MelExtractor, get_preset, integrated_loudness, preprocess
+from wavesynth.audio.stats import MelStats, merge_all
+from wavesynth.cli import main
+
+DATA = Path(__file__).parent / "data"
+
+
+def tone_burst(rate: int, seconds: float, freq: float, silence: float = 0.3) -> np.ndarray:
+    """A decaying tone with ``silence`` seconds of near-silence (-80 dB noise) before and after."""
+    rng = np.random.default_rng(int(freq))
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.4 * np.sin(2 * np.pi * freq * t) * np.exp(-t)
+    quiet = np.zeros(int(rate * silence))
+    wave = np.concatenate([quiet, tone, quiet]) + 1e-4 * rng.standard_normal(len(tone) + 2 * len(quiet))
+    return wave.astype(np.float32)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """Good files (two rates, PCM and float, FLAC, a committed speech clip) next to bad ones."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    sf.write(root / "a.wav", tone_burst(22050, 0.6, 440), 22050)
+    sf.write(root / "b.flac", tone_burst(44100, 0.5, 660), 44100)
+    sf.write(root / "sub" / "c.wav", tone_burst(16000, 0.4, 880), 16000, subtype="FLOAT")
+    shutil.copy(DATA / "minute.flac", root / "minute.flac")
+    (root / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    (root / "empty.flac").write_bytes(b"")
+    nan = tone_burst(22050, 0.3, 500)
+    nan[100:200] = np.nan
+    sf.write(root / "nan.wav", nan, 22050, subtype="FLOAT")
+    return root
+
+
+GOOD, BAD = {"a", "b", "minute", "sub/c"}, {"corrupt", "empty", "nan"}
+
+
+def run(corpus, out, **kwargs):
+    return preprocess("folder", corpus, out, "hifigan-22k", progress=False, workers=1, **kwargs)
+
+
+def test_preprocess_writes_aligned_features_manifest_and_statistics(corpus, tmp_path):
+    out = tmp_path / "cache"
+    summary = run(corpus, out, valid_fraction=0.25)
+    assert (summary.processed, summary.skipped) == (4, 0)
+    assert {uid for uid, _ in summary.failures} == BAD
+    config = get_preset("hifigan-22k")
+    cache = FeatureCache.open(out)
+    assert cache.config == config and cache.speakers == ["corpus"]
+    assert {row["id"] for row in cache.rows} == GOOD and len(cache.split("valid")) == 1
+    extractor = MelExtractor(config)
+    for row in cache.rows:
+        wave, mel = np.load(out / row["wave"]), np.load(out / row["mel"])
+        assert wave.dtype == mel.dtype == np.float32
+        assert len(wave) == row["samples"] == mel.shape[1] * config.hop_length == row["frames"] * 256
+        np.testing.assert_array_equal(mel, extractor.log_mel(torch.from_numpy(wave)).numpy())
+    tone = np.load(out / "wavs" / "a.npy")
+    assert len(tone) < 0.8 * 22050  # most of the 2 × 0.3 s of near-silence (-80 dB) is trimmed
+    expected = merge_all([MelStats.of(np.load(out / r["mel"])) for r in cache.split("train")])
+    np.testing.assert_allclose(cache.stats.mean, expected.mean, rtol=1e-12)
+    np.testing.assert_allclose(cache.stats.std, expected.std, rtol=1e-12)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_bad_files_are_reported_with_their_names(corpus, tmp_path):
+    summary = run(corpus, tmp_path / "cache")
+    report = summary.report()
+    for name, reason in (
+        ("corrupt.wav", "not a readable audio file"),
+        ("empty.flac", "not a readable audio file"),
+        ("nan.wav", "NaN"),
+    ):
+        assert f"{corpus / name}: " in report and reason in report
+    errors = (tmp_path / "cache" / "errors.txt").read_text().splitlines()
+    assert len(errors) == 3 and all(str(corpus) in line for line in errors)
+
+
+def test_a_file_list_with_a_wrong_extension(corpus, tmp_path):
+    (corpus / "notes.txt").write_text("not audio")
+    listing = tmp_path / "list.txt"
+    listing.write_text("corpus/a.wav|ann\ncorpus/notes.txt|ann\n")
+    summary = preprocess("folder", listing, tmp_path / "cache", progress=False, workers=1)
+    assert summary.processed == 1
+    [(uid, message)] = summary.failures
+    assert uid == "corpus/notes" and "notes.txt: unsupported file type '.txt'" in message
+
+
+def test_second_run_resumes_and_redoes_only_missing_files(corpus, tmp_path):
+    out = tmp_path / "cache"
+    run(corpus, out)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+    manifest = (out / "manifest.jsonl").read_text()
+    again = run(corpus, out)
+    assert (again.processed, again.skipped, len(again.failures)) == (0, 4, 3)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")} == stamps
+    assert (out / "manifest.jsonl").read_text() == manifest
+    (out / "mels" / "b.npy").unlink()  # as if killed between the wave's rename and the mel's
+    third = run(corpus, out)
+    assert (third.processed, third.skipped) == (1, 3)
+    assert (out / "manifest.jsonl").read_text() == manifest
+    with pytest.raises(ValueError, match="different preset"):
+        preprocess("folder", corpus, out, "speechbrain-16k", progress=False, workers=1)
+    with pytest.raises(ValueError, match="different trim_db"):
+        run(corpus, out, trim_db=30.0)
+
+
+def test_worker_processes_give_the_same_cache(corpus, tmp_path):
+    run(corpus, tmp_path / "one")
+    summary = preprocess("folder", corpus, tmp_path / "two", progress=False, workers=2)
+    assert summary.processed == 4 and len(summary.failures) == 3
+    for name in ("manifest.jsonl", "stats.json"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+    for path in (tmp_path / "one").rglob("*.npy"):
+        np.testing.assert_array_equal(
+            np.load(path), np.load(tmp_path / "two" / path.relative_to(tmp_path / "one"))
+        )
+
+
+def test_loudness_normalisation_and_no_trim(corpus, tmp_path):
+    out = tmp_path / "cache"
+    run(corpus, out, loudness=-26.0, trim_db=None)
+    cache = FeatureCache.open(out)
+    row = next(r for r in cache.rows if r["id"] == "a")
+    assert row["samples"] == -(-26460 // 256) * 256  # all 1.2 s, padded to a multiple of the hop
+    assert integrated_loudness(np.load(out / row["wave"]), 22050) == pytest.approx(-26.0, abs=0.05)
+    assert json.loads((out / "preprocess.json").read_text())["loudness"] == -26.0
+
+
+def test_cli_preprocess(corpus, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "preprocess",
+                "--corpus",
+                "folder",
+                "--root",
+                str(corpus),
+                "--out",
+                str(tmp_path / "c"),
+                "--preset",
+                "speechbrain-16k",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "4 processed, 0 already done, 3 failed" in printed and "files/s" in printed
+    assert json.loads((tmp_path / "c" / "preset.json").read_text())["sample_rate"] == 16000
+    assert (
+        main(["preprocess", "--corpus", "ljspeech", "--root", str(corpus), "--out", str(tmp_path / "d")]) == 2
+    )
+    assert (
+        capsys.readouterr().err.strip() == f"wavesynth: error: {corpus / 'metadata.csv'}: no such file "
+        "(an LJSpeech folder has metadata.csv and wavs/)"
+    )
+    assert (
+        main(
+            [
+                "preprocess",
+                "--corpus",
+                "folder",
+                "--root",
+                str(corpus),
+                "--out",
+                str(tmp_path / "e"),
+                "--preset",
+                "nope",
+            ]
+        )
+        == 2
+    )
+    assert "unknown feature preset 'nope'" in capsys.readouterr().err
