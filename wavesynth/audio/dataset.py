@@ -23,9 +23,10 @@ from .features import MelExtractor
 class SegmentDataset(Dataset):
     """Map-style dataset over one split of a feature cache (works with any sampler, e.g.
     ``DistributedSampler``). Items are dicts: ``wave`` (segment_frames·hop,), ``mel``
-    (n_mels, segment_frames + 2·context), ``speaker`` (index into ``speakers``) and ``frames``
-    (how many of the segment's frames lie inside the utterance). ``segment_frames=None`` gives whole
-    utterances (use ``collate`` to pad them into a batch). Mels are normalised when the preset says so.
+    (n_mels, segment_frames + 2·context), ``speaker`` (index into ``speakers``), ``frames`` (how many
+    of the segment's frames lie inside the utterance) and ``start`` (the segment's first frame).
+    ``segment_frames=None`` gives whole utterances (``collate`` pads them into a batch). Mels are
+    normalised when the preset says so.
     """
 
     def __init__(
@@ -87,10 +88,11 @@ class SegmentDataset(Dataset):
             "mel": torch.from_numpy(frames),
             "speaker": self._speaker_index[row["speaker"]],
             "frames": inside,
+            "start": start,
         }
 
     def collate(self, items: list[dict]) -> dict:
-        """Stack items into ``wave`` (B, T), ``mel`` (B, n_mels, F), ``speaker`` (B,) and ``frames``
+        """Stack items into ``wave`` (B, T), ``mel`` (B, n_mels, F), ``speaker``, ``frames`` and ``start``
         (B,), padding shorter items at the end with zeros (wave) and silence frames (mel)."""
         hop = self.config.hop_length
         width = max(item["mel"].shape[1] for item in items)
@@ -104,4 +106,5 @@ class SegmentDataset(Dataset):
             "mel": mel,
             "speaker": torch.tensor([item["speaker"] for item in items]),
             "frames": torch.tensor([item["frames"] for item in items]),
+            "start": torch.tensor([item["start"] for item in items]),
         }
