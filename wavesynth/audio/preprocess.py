@@ -1,11 +1,11 @@
 """Preprocess a corpus into a feature cache (layout in ``wavesynth.audio.cache``).
 
 Per file: load (mono, resampled to the preset's rate), trim leading and trailing silence (frames more
-than ``trim_db`` below the loudest, ``trim.trim_silence``), optionally
-normalise the integrated loudness, zero-pad to a multiple of the hop, extract the log-mel, and write
-both arrays atomically. Files run in parallel worker processes. A run is resumable: an utterance whose
-wave and mel files both exist is skipped (its statistics are re-read from the mel). A file that fails
-is reported and skipped; the summary lists every failure, and so does ``errors.txt``.
+than ``trim_db`` below the loudest, ``trim.trim_silence``), optionally normalise the integrated loudness
+(BS.1770), zero-pad to a multiple of the hop, extract the log-mel, and write both arrays atomically.
+Files run in parallel worker processes. A run is resumable: an utterance whose wave and mel files both
+exist is skipped (its statistics are re-read from the mel). A file that fails is reported and skipped;
+the summary lists every failure, and so does ``errors.txt``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _process(utt: Utterance, out: Path, config: MelConfig, trim_db: float | None, loudness: float | None):
+def _process(
+    utt: Utterance, out: Path, config: MelConfig, trim_db: float | None, loudness: float | None
+) -> tuple[str, str, int, float, MelStats | str]:
     """-> (id, status, frames, source seconds, MelStats | error message)."""
     try:
         wave = load_audio(utt.path, config.sample_rate)
@@ -77,9 +79,9 @@ def _process(utt: Utterance, out: Path, config: MelConfig, trim_db: float | None
         if loudness is not None:
             wave = normalize_loudness(wave, config.sample_rate, loudness)
         if len(wave) < config.min_samples:
+            trimmed = " after trimming silence" if trim_db is not None else ""
             raise ValueError(
-                f"{utt.path}: only {len(wave)} samples left after trimming silence "
-                f"(at least {config.min_samples} needed)"
+                f"{utt.path}: too short ({len(wave)} samples{trimmed}, at least {config.min_samples} needed)"
             )
         wave = pad_to_hop(wave, config.hop_length).astype(np.float32)
         with torch.no_grad():
