@@ -42,14 +42,10 @@ class SegmentDataset(Dataset):
         self.rows = self.cache.split(split)
         if not self.rows:
             raise ValueError(f"{self.cache.root}: the {split!r} split is empty")
-        if segment_frames is not None and segment_frames <= 0 or context_frames < 0:
+        if (segment_frames is not None and segment_frames <= 0) or context_frames < 0:
             raise ValueError("segment_frames must be positive (or None) and context_frames >= 0")
-        self.segment_frames, self.context_frames, self.seed, self.epoch = (
-            segment_frames,
-            context_frames,
-            seed,
-            0,
-        )
+        self.segment_frames, self.context_frames = segment_frames, context_frames
+        self.seed, self.epoch = seed, 0
         self.speakers = self.cache.speakers
         self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
         zeros = torch.zeros(self.config.min_samples)
@@ -72,9 +68,8 @@ class SegmentDataset(Dataset):
         wave = np.load(self.cache.root / row["wave"], mmap_mode="r")
         total = mel.shape[1]
         length = self.segment_frames or total
-        start = int(
-            np.random.default_rng([self.seed, self.epoch, index]).integers(max(total - length, 0) + 1)
-        )
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        start = int(rng.integers(max(total - length, 0) + 1))
 
         segment = np.zeros(length * hop, np.float32)
         inside = min(length, total - start)
