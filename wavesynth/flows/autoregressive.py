@@ -45,7 +45,7 @@ class MaskedAffineAutoregressive(Transform):
         scale: str = "bounded",
         max_log_scale: float = 5.0,
         residual: bool = False,
-        activation: Callable[[Tensor], Tensor] = F.relu,
+        activation: Callable[[Tensor], Tensor] = torch.relu_,
     ):
         super().__init__()
         if direction not in DIRECTIONS:
@@ -89,11 +89,8 @@ class MaskedAffineAutoregressive(Transform):
     def _one_pass(self, u: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         """y = s(u)⊙u + t(u) and log|det ∂y/∂u| = Σ log s."""
         log_scale, shift = self._scale_and_shift(u, context)
-        if self.scale == "bounded":
-            y = u * torch.exp(log_scale) + shift
-        else:
-            y = shift + torch.exp(log_scale) * (u - shift)
-        return y, log_scale.sum(1)
+        centred = u if self.scale == "bounded" else u - shift  # y = μ + e^α u, or y = m + σ (u - m)
+        return torch.addcmul(shift, centred, torch.exp(log_scale)), log_scale.sum(1)
 
     def _sequential(self, y: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         """u with y = s(u)⊙u + t(u), by D passes; log|det ∂u/∂y| = -Σ log s(u).
@@ -104,8 +101,7 @@ class MaskedAffineAutoregressive(Transform):
         u = y.new_zeros(y.shape[0] if context is not None else 1, self.features)
         for _ in range(self.features):
             log_scale, shift = self._scale_and_shift(u, context)
-            if self.scale == "bounded":
-                u = (y - shift) * torch.exp(-log_scale)
-            else:
-                u = shift + (y - shift) * torch.exp(-log_scale)
+            u = (y - shift) * torch.exp(-log_scale)
+            if self.scale == "gated":
+                u = u + shift
         return u, -log_scale.sum(1).expand(y.shape[0])

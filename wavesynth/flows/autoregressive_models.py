@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch.nn.functional as F
+import torch
 from torch import Tensor
 
 from .autoregressive import MaskedAffineAutoregressive
@@ -81,7 +81,7 @@ class MAF(Flow):
         permutation: str = "reverse",
         residual: bool = False,
         scale: str = "bounded",
-        activation: Callable[[Tensor], Tensor] = F.relu,
+        activation: Callable[[Tensor], Tensor] = torch.relu_,
     ):
         transforms = _autoregressive_stack(
             "maf",
@@ -117,7 +117,7 @@ class IAF(Flow):
         permutation: str = "reverse",
         residual: bool = False,
         scale: str = "bounded",
-        activation: Callable[[Tensor], Tensor] = F.relu,
+        activation: Callable[[Tensor], Tensor] = torch.relu_,
     ):
         transforms = _autoregressive_stack(
             "iaf",

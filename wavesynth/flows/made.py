@@ -60,7 +60,8 @@ class MADE(nn.Module):
     ``out[:, k, i]`` depends only on the inputs before i in ``ordering`` (and on the context).
     ``num_blocks`` hidden layers of width ``hidden_features``; with ``residual=True`` they are residual
     blocks h + W₂ act(W₁ act(h)) instead, started at the identity. The output layer starts at zero
-    unless ``zero_init_output=False``.
+    unless ``zero_init_output=False``. ``activation`` may work in place (the default ``torch.relu_``
+    does): it only ever receives fresh intermediate tensors.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class MADE(nn.Module):
         context_features: int | None = None,
         ordering: str | Tensor = "natural",
         residual: bool = False,
-        activation: Callable[[Tensor], Tensor] = F.relu,
+        activation: Callable[[Tensor], Tensor] = torch.relu_,
         zero_init_output: bool = True,
     ):
         super().__init__()
@@ -121,7 +122,7 @@ class MADE(nn.Module):
             h = h + context_terms[0]
         if self.residual:
             for i in range(0, len(self.hidden_layers), 2):
-                t = self.hidden_layers[i](self.activation(h))
+                t = self.hidden_layers[i](self.activation(h.clone()))
                 if context_terms is not None:
                     t = t + context_terms[i // 2 + 1]
                 h = h + self.hidden_layers[i + 1](self.activation(t))
