@@ -1,0 +1,237 @@
+"""Cached autoregressive sampling from a WaveNet teacher: O(layers) per sample, static state.
+
+Each layer l keeps a ring buffer of its last (k-1)·d_l inputs, so the dilated convolution at time t only
+needs the current input plus k-1 stored ones. ``GenerationState`` allocates everything once (ring buffers,
+activations, the upsampled mel and the uniform noise for all steps, the output) and its ``step()`` has
+static shapes, reads the time index from a device tensor and never synchronises with the host, so on CUDA
+one step is captured as a CUDA graph and replayed.
+
+The weights are repacked so that a step costs few, large operations (x is the layer input, feature-major
+with the batch last):
+
+* the conditioning and past-tap terms of all layers come first, in one matmul and one batched matmul:
+  pre_l = b_l + U_l g + V_l c_t + Σ_{i<k-1} W_{l,i} h_l(t - (k-1-i)·d_l);
+* per layer, z = pre_l + W_{l,k-1} h_l(t); tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the tanh rows
+  doubled one sigmoid gives s = [σ(2z₁), σ(z₂)], p = s₁·s₂, and the residual and skip 1x1 convolutions act
+  linearly on [s₂, p, 1] with weights [-W, 2W, b];
+* the skips of all layers are one matmul over the stacked activations at the end.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from .layers import RESIDUAL_SCALE
+
+if TYPE_CHECKING:
+    from .model import WaveNet
+
+
+class GenerationState:
+    """Preallocated state for generating ``mel.shape[-1] · hop`` samples from ``model``.
+
+    ``advance()`` runs the network for the current step on ``x_prev`` (the previous sample, 0 at the start)
+    and returns the head parameters (B, P); ``step()`` also samples x_t (or takes the head's mode when
+    ``deterministic``), writes it to ``output`` (T, B) and feeds it back. ``noise`` (B, noise_size, T) holds
+    the head's uniforms for every step (drawn on the device when None).
+    """
+
+    def __init__(
+        self,
+        model: WaveNet,
+        mel: Tensor,
+        speaker: Tensor | None = None,
+        noise: Tensor | None = None,
+        temperature: float = 1.0,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        param = next(model.parameters())
+        device, dtype = param.device, param.dtype
+        cfg, head, stack = model.config, model.head, model.stack
+        self.head, self.temperature, self.deterministic = head, temperature, deterministic
+        mel = mel.to(device, dtype)
+        B, T = mel.shape[0], mel.shape[-1] * cfg.hop_length
+        L, R, G, k = cfg.layers, cfg.residual_channels, cfg.gate_channels, cfg.kernel_size
+        H, C = G // 2, cfg.n_mels
+        self.num_steps = T
+        blocks = list(stack.blocks)
+
+        # Packed weights; the tanh half of every gate pre-activation is doubled.
+        double = torch.ones(G, 1, device=device, dtype=dtype)
+        double[:H] = 2
+        conv_w = torch.stack([b.conv.weight for b in blocks]) * double.unsqueeze(-1)  # (L, G, R, k)
+        self.w_cur = conv_w[..., -1].contiguous()  # (L, G, R)
+        self.w_past = conv_w[..., :-1].permute(0, 1, 3, 2).reshape(L, G, (k - 1) * R).contiguous()
+        self.w_cond = torch.cat([b.cond.weight[..., 0] * double for b in blocks])  # (L·G, C)
+        bias = torch.cat([b.conv.bias.unsqueeze(1) * double for b in blocks])  # (L·G, 1)
+        g = model.speaker_vector(mel, speaker)
+        if g is not None:
+            bias = bias + torch.cat([b.global_cond.weight * double for b in blocks]) @ g.T
+        self.bias = bias.expand(L * G, B).contiguous()
+        out_w = [b.out.weight[..., 0] for b in blocks]  # (R + S, H)
+        out_b = [b.out.bias.unsqueeze(1) for b in blocks]
+        pairs = list(zip(out_w, out_b, strict=True))
+        self.w_res = torch.stack([torch.cat([-w[:R], 2 * w[:R], b[:R]], 1) for w, b in pairs])
+        zeros = torch.zeros(cfg.skip_channels, H, device=device, dtype=dtype)
+        self.w_skip = torch.cat([torch.cat([zeros, -w[R:], 2 * w[R:], b[R:]], 1) for w, b in pairs], 1)
+        self.w_in, self.b_in = model.input_conv.weight[..., 0], model.input_conv.bias.unsqueeze(1)
+        conv1, conv2 = model.output[1], model.output[3]
+        self.w_out1, self.b_out1 = conv1.weight[..., 0], conv1.bias.unsqueeze(1)
+        self.w_out2, self.b_out2 = conv2.weight[..., 0], conv2.bias.unsqueeze(1)
+
+        # Ring buffers: layer l owns rows [offset_l, offset_l + (k-1)·d_l) of ``history``. At step t it reads
+        # slots (t - j·d_l) mod size_l for j = k-1..1 and then overwrites slot t mod size_l with h_l(t).
+        # The slot pattern repeats with period max size_l, so it is tabulated once.
+        sizes = [(k - 1) * d for d in stack.dilations]
+        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+        period = max(sizes)
+        t = torch.arange(period).unsqueeze(1)
+        size_t = torch.tensor(sizes)
+        lags = torch.tensor([[(k - 1 - i) * d for i in range(k - 1)] for d in stack.dilations])  # (L, k-1)
+        read = offsets.unsqueeze(1) + (t.unsqueeze(2) - lags) % size_t.unsqueeze(1)  # (period, L, k-1)
+        write = offsets + t % size_t  # (period, L)
+        self.slots = torch.cat([read.flatten(1), write], 1).to(device)
+        self.num_reads = L * (k - 1)
+        self.history = torch.zeros(sum(sizes), R, B, device=device, dtype=dtype)
+
+        # Per-step inputs for all steps: upsampled mel and uniforms, time-major with the batch last.
+        if noise is None:
+            noise = torch.rand(B, head.noise_size, T, device=device, dtype=dtype, generator=generator)
+        inputs = torch.cat([model.upsampler(mel), noise.to(device, dtype)], 1)
+        self.inputs = inputs.permute(2, 1, 0).contiguous()
+        self.num_cond = C
+
+        # Activations: layer inputs h_l, gate pre-activations z_l, and [s₁, s₂, p, 1] per layer.
+        self.h = torch.zeros(L, R, B, device=device, dtype=dtype)
+        self.z = torch.empty(L, G, B, device=device, dtype=dtype)
+        self.act = torch.empty(L, G + H + 1, B, device=device, dtype=dtype)
+        self.act[:, -1] = 1
+        self.pre = torch.empty(L * G, B, device=device, dtype=dtype)
+        self.taps = torch.empty(self.num_reads, R, B, device=device, dtype=dtype)
+        self.x_prev = torch.zeros(1, B, device=device, dtype=dtype)
+        self.output = torch.zeros(T, B, device=device, dtype=dtype)
+        self.t = torch.zeros(1, dtype=torch.long, device=device)
+        self.slot = torch.zeros(1, dtype=torch.long, device=device)
+        self.period = period
+        self._layers = [
+            (
+                self.z[i],
+                self.w_cur[i],
+                self.h[i],
+                self.act[i, :G],
+                self.act[i, :H],
+                self.act[i, H:G],
+                self.act[i, G : G + H],
+                self.w_res[i],
+                self.act[i, H:],
+                self.h[i + 1] if i + 1 < L else None,
+            )
+            for i in range(L)
+        ]
+        self._taps_view = self.taps.view(L, (k - 1) * R, B)
+        self._act_flat = self.act.view(L * (G + H + 1), B)
+
+    def reset(self) -> None:
+        """Back to t = 0 with empty queues (weights, mel and noise are kept)."""
+        for buffer in (self.history, self.x_prev, self.output, self.t, self.slot):
+            buffer.zero_()
+
+    def advance(self) -> Tensor:
+        """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1."""
+        slots = self.slots.index_select(0, self.slot)[0]
+        self.step_in = self.inputs.index_select(0, self.t)[0]
+        torch.addmm(self.bias, self.w_cond, self.step_in[: self.num_cond], out=self.pre)
+        torch.index_select(self.history, 0, slots[: self.num_reads], out=self.taps)
+        torch.baddbmm(self.pre.view_as(self.z), self.w_past, self._taps_view, out=self.z)
+        torch.addmm(self.b_in, self.w_in, self.x_prev, out=self.h[0])
+        for z, w_cur, h, gates, s1, s2, p, w_res, res_in, h_next in self._layers:
+            z.addmm_(w_cur, h)
+            torch.sigmoid(z, out=gates)
+            torch.mul(s1, s2, out=p)
+            if h_next is not None:
+                torch.addmm(h, w_res, res_in, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE, out=h_next)
+        self.history.index_copy_(0, slots[self.num_reads :], self.h)
+        hidden = torch.mm(self.w_skip, self._act_flat).relu_()
+        hidden = torch.addmm(self.b_out1, self.w_out1, hidden).relu_()
+        params = torch.addmm(self.b_out2, self.w_out2, hidden)
+        self.slot.add_(1).remainder_(self.period)
+        self.t.add_(1)
+        return params.T
+
+    def step(self) -> None:
+        """One sample: x_t from the head (noise of step t, or the mode), stored and fed back."""
+        params = self.advance()
+        if self.deterministic:
+            x = self.head.mode(params)
+        else:
+            x = self.head.sample_from_noise(params, self.step_in[self.num_cond :].T, self.temperature)
+        self.output.index_copy_(0, self.t - 1, x.unsqueeze(0))
+        self.x_prev.copy_(x.unsqueeze(0))
+
+
+def _run(state: GenerationState, use_cuda_graph: bool) -> None:
+    """``num_steps`` steps, replaying a CUDA graph of one step on CUDA devices."""
+    if not (use_cuda_graph and state.output.is_cuda):
+        for _ in range(state.num_steps):
+            state.step()
+        return
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            state.step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        state.step()
+    state.reset()
+    for _ in range(state.num_steps):
+        graph.replay()
+
+
+def generate(
+    model: WaveNet,
+    mel: Tensor,
+    speaker: Tensor | None = None,
+    temperature: float = 1.0,
+    lengths: Tensor | None = None,
+    deterministic: bool = False,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    use_cuda_graph: bool = True,
+) -> Tensor:
+    """Samples x ~ Π_t p(x_t | x_<t, c), (B, frames·hop), or (frames·hop,) for a single (n_mels, frames) mel.
+
+    ``lengths`` (B,) gives each utterance's number of valid frames in a right-padded batch: its mel is
+    upsampled on its own and its output is zero past lengths·hop, so row b equals generating utterance b
+    alone with the same noise. ``temperature`` scales the spread of each step's distribution (see the
+    head); ``deterministic`` takes the head's mode instead of sampling. ``noise`` (B, head.noise_size, T)
+    fixes the uniforms (else drawn on the device from ``generator``).
+    """
+    single = mel.dim() == 2
+    mel = mel.unsqueeze(0) if single else mel
+    if mel.dim() != 3 or mel.shape[1] != model.config.n_mels:
+        raise ValueError(f"mel must be (batch, {model.config.n_mels}, frames), got {tuple(mel.shape)}")
+    hop = model.config.hop_length
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths).tolist()
+            cond = torch.zeros_like(state.inputs[:, : state.num_cond])
+            for b, frames in enumerate(lengths):
+                up = model.upsampler(mel[b : b + 1, :, :frames].to(cond))
+                cond[: frames * hop, :, b] = up[0].T
+            state.inputs[:, : state.num_cond] = cond
+        _run(state, use_cuda_graph)
+        out = state.output.T.clone()
+        if lengths is not None:
+            ends = torch.tensor(lengths, device=out.device).unsqueeze(1) * hop
+            out = out * (torch.arange(out.shape[1], device=out.device) < ends)
+    model.train(was_training)
+    return out[0] if single else out

@@ -1,0 +1,108 @@
+"""The WaveNet teacher: p(x | c) = Π_t p(x_t | x_<t, c) with a mel-spectrogram c, evaluated in one pass."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .config import WaveNetConfig
+from .distributions import make_head
+from .generation import generate
+from .layers import ConditioningUpsampler, WaveNetStack, shift_right
+
+
+class WaveNet(nn.Module):
+    """Scalar input -> 1x1 -> residual stack -> ReLU, 1x1, ReLU, 1x1 -> head parameters.
+
+    The input is shifted right by one sample, so the parameters at t depend on x_<t (and all of the mel):
+    one teacher-forced pass gives p(x_t | x_<t, c) for every t, differentiably in x.
+    """
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        self.config = config
+        self.head = make_head(config.head, **config.head_options)
+        self.input_conv = nn.Conv1d(1, config.residual_channels, 1)
+        self.upsampler = ConditioningUpsampler(config.upsample_scales)
+        self.speaker_embedding = (
+            nn.Embedding(config.n_speakers, config.speaker_dim) if config.n_speakers else None
+        )
+        self.stack = WaveNetStack(
+            config.layers,
+            config.cycles,
+            config.kernel_size,
+            config.residual_channels,
+            config.gate_channels,
+            config.n_mels,
+            skip_channels=config.skip_channels,
+            global_channels=config.speaker_dim if config.n_speakers else 0,
+        )
+        self.output = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv1d(config.skip_channels, config.skip_channels, 1),
+            nn.ReLU(),
+            nn.Conv1d(config.skip_channels, self.head.num_params, 1),
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of the past that the parameters at t depend on (plus the current input slot)."""
+        return self.stack.receptive_field
+
+    def speaker_vector(self, mel: Tensor, speaker: Tensor | None) -> Tensor | None:
+        """The global conditioning (B, speaker_dim) for speaker ids (B,), or None without speakers."""
+        if self.speaker_embedding is None:
+            if speaker is not None:
+                raise ValueError("this WaveNet has no speakers (n_speakers = 0); pass speaker=None")
+            return None
+        if speaker is None:
+            raise ValueError(f"this WaveNet needs speaker ids in [0, {self.config.n_speakers})")
+        return self.speaker_embedding(speaker.reshape(-1).to(mel.device).expand(mel.shape[0]))
+
+    def _check(self, x: Tensor, mel: Tensor) -> None:
+        if mel.dim() != 3 or mel.shape[1] != self.config.n_mels:
+            raise ValueError(f"mel must be (batch, {self.config.n_mels}, frames), got {tuple(mel.shape)}")
+        if x.dim() != 2 or x.shape[0] != mel.shape[0] or x.shape[1] != mel.shape[2] * self.config.hop_length:
+            raise ValueError(
+                f"x must be (batch, frames * hop_length) = ({mel.shape[0]}, "
+                f"{mel.shape[2] * self.config.hop_length}), got {tuple(x.shape)}"
+            )
+
+    def distribution_params(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Raw head parameters (B, P, T) of p(x_t | x_<t, c) for x (B, T), mel (B, n_mels, T / hop)."""
+        self._check(x, mel)
+        h = self.input_conv(shift_right(x.unsqueeze(1)))
+        _, skips = self.stack(h, self.upsampler(mel), self.speaker_vector(mel, speaker))
+        return self.output(skips)
+
+    def log_prob(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """log p(x_t | x_<t, c) per sample, (B, T)."""
+        return self.head.log_prob(self.distribution_params(x, mel, speaker), x)
+
+    forward = log_prob
+
+    def bits_per_sample(self, log_prob: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """-log2 P(x_t) averaged over samples (the first ``lengths[b]`` of row b), on 16-bit bins.
+
+        For the continuous heads the density is turned into a bin probability by the 16-bit bin width.
+        """
+        log_p = log_prob + self.head.bin_log_width
+        if lengths is None:
+            return -log_p.mean() / math.log(2)
+        mask = torch.arange(log_p.shape[1], device=log_p.device) < lengths.to(log_p.device).unsqueeze(1)
+        return -(log_p * mask).sum() / mask.sum() / math.log(2)
+
+    def generate(
+        self,
+        mel: Tensor,
+        speaker: Tensor | None = None,
+        temperature: float = 1.0,
+        lengths: Tensor | None = None,
+        deterministic: bool = False,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Autoregressive samples (B, frames·hop); see ``wavesynth.wavenet.generation.generate``."""
+        return generate(self, mel, speaker, temperature, lengths, deterministic, noise, generator)
