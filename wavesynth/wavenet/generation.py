@@ -64,8 +64,7 @@ class GenerationState:
         double = torch.ones(G, 1, device=device, dtype=dtype)
         double[:H] = 2
         conv_w = torch.stack([b.conv.weight for b in blocks]) * double.unsqueeze(-1)  # (L, G, R, k)
-        self.w_cur = conv_w[..., -1].contiguous()  # (L, G, R)
-        self.w_past = conv_w[..., :-1].permute(0, 1, 3, 2).reshape(L, G, (k - 1) * R).contiguous()
+        self.w_conv = conv_w.permute(0, 1, 3, 2).reshape(L, G, k * R).contiguous()  # taps oldest first
         self.w_cond = torch.cat([b.cond.weight[..., 0] * double for b in blocks])  # (L·G, C)
         bias = torch.cat([b.conv.bias.unsqueeze(1) * double for b in blocks])  # (L·G, 1)
         g = model.speaker_vector(mel, speaker)
@@ -105,56 +104,58 @@ class GenerationState:
         self.inputs = inputs.permute(2, 1, 0).contiguous()
         self.num_cond = C
 
-        # Activations: layer inputs h_l, gate pre-activations z_l, and [s₁, s₂, p, 1] per layer.
-        self.h = torch.zeros(L, R, B, device=device, dtype=dtype)
+        # Activations: per layer [k-1 past inputs, input h_l] (the convolution's operand), the gate
+        # pre-activations z_l (all layers' conditioning and bias terms first), and [s₁, s₂, p, 1].
+        self.x = torch.zeros(L, k * R, B, device=device, dtype=dtype)
         self.z = torch.empty(L, G, B, device=device, dtype=dtype)
         self.act = torch.empty(L, G + H + 1, B, device=device, dtype=dtype)
         self.act[:, -1] = 1
-        self.pre = torch.empty(L * G, B, device=device, dtype=dtype)
-        self.taps = torch.empty(self.num_reads, R, B, device=device, dtype=dtype)
         self.x_prev = torch.zeros(1, B, device=device, dtype=dtype)
         self.output = torch.zeros(T, B, device=device, dtype=dtype)
         self.t = torch.zeros(1, dtype=torch.long, device=device)
         self.slot = torch.zeros(1, dtype=torch.long, device=device)
         self.period = period
+        past = (k - 1) * R
+        self._past, self._h = self.x[:, :past], self.x[:, past:]
+        self._z_flat = self.z.view(L * G, B)
+        self._act_flat = self.act.view(L * (G + H + 1), B)
         self._layers = [
             (
                 self.z[i],
-                self.w_cur[i],
-                self.h[i],
+                self.w_conv[i],
+                self.x[i],
                 self.act[i, :G],
                 self.act[i, :H],
                 self.act[i, H:G],
                 self.act[i, G : G + H],
                 self.w_res[i],
                 self.act[i, H:],
-                self.h[i + 1] if i + 1 < L else None,
+                self._h[i],
+                self._h[i + 1] if i + 1 < L else None,
             )
             for i in range(L)
         ]
-        self._taps_view = self.taps.view(L, (k - 1) * R, B)
-        self._act_flat = self.act.view(L * (G + H + 1), B)
+        self._past_shape = self._past.shape
 
     def reset(self) -> None:
         """Back to t = 0 with empty queues (weights, mel and noise are kept)."""
-        for buffer in (self.history, self.x_prev, self.output, self.t, self.slot):
+        for buffer in (self.history, self.x, self.x_prev, self.output, self.t, self.slot):
             buffer.zero_()
 
     def advance(self) -> Tensor:
         """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1."""
         slots = self.slots.index_select(0, self.slot)[0]
         self.step_in = self.inputs.index_select(0, self.t)[0]
-        torch.addmm(self.bias, self.w_cond, self.step_in[: self.num_cond], out=self.pre)
-        torch.index_select(self.history, 0, slots[: self.num_reads], out=self.taps)
-        torch.baddbmm(self.pre.view_as(self.z), self.w_past, self._taps_view, out=self.z)
-        torch.addmm(self.b_in, self.w_in, self.x_prev, out=self.h[0])
-        for z, w_cur, h, gates, s1, s2, p, w_res, res_in, h_next in self._layers:
-            z.addmm_(w_cur, h)
+        torch.addmm(self.bias, self.w_cond, self.step_in[: self.num_cond], out=self._z_flat)
+        self._past.copy_(self.history.index_select(0, slots[: self.num_reads]).view(self._past_shape))
+        torch.addmm(self.b_in, self.w_in, self.x_prev, out=self._h[0])
+        for z, w_conv, x, gates, s1, s2, p, w_res, res_in, h, h_next in self._layers:
+            z.addmm_(w_conv, x)
             torch.sigmoid(z, out=gates)
             torch.mul(s1, s2, out=p)
             if h_next is not None:
                 torch.addmm(h, w_res, res_in, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE, out=h_next)
-        self.history.index_copy_(0, slots[self.num_reads :], self.h)
+        self.history.index_copy_(0, slots[self.num_reads :], self._h)
         hidden = torch.mm(self.w_skip, self._act_flat).relu_()
         hidden = torch.addmm(self.b_out1, self.w_out1, hidden).relu_()
         params = torch.addmm(self.b_out2, self.w_out2, hidden)
