@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from wavenet_checks import random_inputs, tiny_config, tiny_wavenet
 
 from wavesynth.wavenet import CausalConv1d, ConditioningUpsampler, WaveNet, WaveNetConfig, WaveNetStack
@@ -23,6 +24,10 @@ def test_upsampler_output_length_is_frames_times_hop(scales):
     mel = torch.randn(2, 7, 11)
     out = upsampler(mel)
     assert out.shape == (2, 7, 11 * math.prod(scales))
+    reference = mel.reshape(14, 1, 11)
+    for scale, weight in zip(scales, upsampler.filters, strict=True):  # nearest ×s, then the filter
+        reference = F.conv1d(reference.repeat_interleave(scale, -1), weight.view(1, 1, -1), padding=scale)
+    torch.testing.assert_close(out, reference.view_as(out))
     constant = upsampler(torch.ones(1, 1, 20))[0, 0]
     interior = constant[len(constant) // 4 : -len(constant) // 4]
     assert torch.allclose(interior, torch.ones_like(interior))  # starts as a smoothing average

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .config import WaveNetConfig
 from .distributions import make_head
 from .generation import generate
-from .layers import ConditioningUpsampler, WaveNetStack, shift_right
+from .layers import ConditioningUpsampler, WaveNetStack, pointwise, shift_right
 
 
 class WaveNet(nn.Module):
@@ -73,9 +73,11 @@ class WaveNet(nn.Module):
     def distribution_params(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
         """Raw head parameters (B, P, T) of p(x_t | x_<t, c) for x (B, T), mel (B, n_mels, T / hop)."""
         self._check(x, mel)
-        h = self.input_conv(shift_right(x.unsqueeze(1)))
+        w, b = self.input_conv.weight, self.input_conv.bias
+        h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(x.unsqueeze(1)))
         _, skips = self.stack(h, self.upsampler(mel), self.speaker_vector(mel, speaker))
-        return self.output(skips)
+        hidden = pointwise(self.output[1].weight, skips.relu(), self.output[1].bias.view(1, -1, 1))
+        return pointwise(self.output[3].weight, hidden.relu_(), self.output[3].bias.view(1, -1, 1))
 
     def log_prob(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
         """log p(x_t | x_<t, c) per sample, (B, T)."""
