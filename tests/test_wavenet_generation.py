@@ -33,7 +33,7 @@ def test_generated_samples_are_the_heads_draws(head):
     """Each x_t is the head's draw, with the step's noise, from p(x_t | x_<t) of the parallel pass."""
     model = tiny_wavenet(torch.float64, head=head)
     mel, _ = random_inputs(model, batch=2, frames=8)
-    noise = torch.rand(2, model.head.noise_size, 32, dtype=torch.float64)
+    noise = model.head.draw_noise((2, 32), dtype=torch.float64)
     x = model.generate(mel, noise=noise, temperature=0.7)
     params = model.distribution_params(x, mel)
     torch.testing.assert_close(x, model.head.sample_from_noise(params, noise, 0.7), atol=1e-12, rtol=0)
@@ -55,7 +55,7 @@ def test_batch_with_lengths_equals_one_by_one(head):
     hop, lengths = model.config.hop_length, [9, 4, 6]
     mel, _ = random_inputs(model, batch=3, frames=9)
     speaker = torch.tensor([1, 0, 1])
-    noise = torch.rand(3, model.head.noise_size, 9 * hop, dtype=torch.float64)
+    noise = model.head.draw_noise((3, 9 * hop), dtype=torch.float64)
     batch = model.generate(mel, speaker, lengths=torch.tensor(lengths), noise=noise)
     for b, frames in enumerate(lengths):
         alone = model.generate(mel[b, :, :frames], speaker[b], noise=noise[b : b + 1, :, : frames * hop])

@@ -10,6 +10,17 @@ from wavenet_checks import random_inputs, tiny_config, tiny_wavenet
 from wavesynth.wavenet import CausalConv1d, ConditioningUpsampler, WaveNet, WaveNetConfig, WaveNetStack
 
 
+@pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (3, 4)])
+def test_causal_conv_is_a_left_padded_conv1d(kernel_size, dilation):
+    conv = CausalConv1d(3, 5, kernel_size, dilation)
+    x = torch.randn(2, 3, 17)
+    padded = F.pad(x, ((kernel_size - 1) * dilation, 0))
+    expected = F.conv1d(padded, conv.weight, conv.bias, dilation=dilation)
+    torch.testing.assert_close(conv(x), expected)
+    extra = torch.randn(2, 5, 17)
+    torch.testing.assert_close(conv(x, extra.clone()), expected - conv.bias.view(1, -1, 1) + extra)
+
+
 def test_causal_conv_sees_only_the_past():
     conv = CausalConv1d(2, 3, kernel_size=3, dilation=4)
     x = torch.randn(1, 2, 30, requires_grad=True)

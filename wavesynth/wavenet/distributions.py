@@ -1,12 +1,12 @@
 """Output heads of the WaveNet: per-sample distributions p(x_t | params_t) over audio in [-1, 1].
 
 A head turns raw network outputs ``params`` of shape (B, P, *) into a distribution over x of shape (B, *).
-Every head draws its randomness from ``noise_size`` uniforms per sample, so sampling is a deterministic
-function of (params, noise) that the cached generator can replay from a preallocated noise buffer:
+Sampling is a deterministic function of (params, noise ε) with ε from ``draw_noise`` (``noise_size``
+standardised values per sample), so the cached generator can replay it from a preallocated noise buffer:
 
 * ``log_prob(params, x)``: log p(x) per sample; a log-probability of the 16-bit (or mu-law) bin for the
   discrete heads, a log-density for the continuous ones;
-* ``sample(params, temperature, generator)`` and ``sample_from_noise(params, u, temperature)``;
+* ``sample(params, temperature, generator)`` = ``sample_from_noise(params, draw_noise(...), temperature)``;
 * ``mode(params)``: the deterministic choice used by ``generate(..., deterministic=True)``.
 """
 
@@ -25,7 +25,7 @@ LEVELS = 2**BITS
 def quantize(x: Tensor, levels: int = LEVELS) -> Tensor:
     """Nearest of ``levels`` equally spaced values -1 + 2i/(levels-1), after clamping to [-1, 1]."""
     half = (levels - 1) / 2
-    return torch.round((x.clamp(-1, 1) + 1) * half) / half - 1
+    return x.clamp(-1, 1).add_(1).mul_(half).round_().div_(half).sub_(1)
 
 
 def mulaw_encode(x: Tensor, channels: int = 256) -> Tensor:
@@ -49,6 +49,12 @@ def _logit(u: Tensor) -> Tensor:
     return torch.log(u) - torch.log1p(-u)
 
 
+def _gumbel(u: Tensor) -> Tensor:
+    """Standard Gumbel noise -log(-log u): argmax(logits + g) is a draw from softmax(logits)."""
+    eps = torch.finfo(u.dtype).eps
+    return -torch.log(-torch.log(u.clamp(eps, 1 - eps)))
+
+
 def _pick(logits: Tensor, u: Tensor) -> Tensor:
     """Inverse-CDF draw of a category along dim 1 from one uniform u (B, 1, *): index (B, 1, *)."""
     cdf = logits.softmax(dim=1).cumsum(dim=1)
@@ -67,20 +73,35 @@ class OutputHead:
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def sample_from_noise(self, params: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
-        """x (B, *) from params (B, P, *) and uniforms u (B, noise_size, *)."""
+    def standardise(self, u: Tensor) -> Tensor:
+        """The head's noise ε (B, noise_size, *) from as many uniforms u."""
+        raise NotImplementedError
+
+    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
+        """x (B, *) from params (B, P, *) and noise ε (B, noise_size, *) from ``draw_noise``."""
         raise NotImplementedError
 
     def mode(self, params: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def draw_noise(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """ε of shape (shape[0], noise_size, *shape[1:]) for samples of ``shape``, drawn on ``device``."""
+        size = (shape[0], self.noise_size, *shape[1:])
+        return self.standardise(torch.rand(size, generator=generator, device=device, dtype=dtype))
+
     def sample(
         self, params: Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
     ) -> Tensor:
         """One draw per position; temperature scales the spread (see each head)."""
-        shape = (params.shape[0], self.noise_size, *params.shape[2:])
-        u = torch.rand(shape, generator=generator, device=params.device, dtype=params.dtype)
-        return self.sample_from_noise(params, u, temperature)
+        shape = (params.shape[0], *params.shape[2:])
+        noise = self.draw_noise(shape, generator, params.device, params.dtype)
+        return self.sample_from_noise(params, noise, temperature)
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v}" for k, v in vars(self).items())
@@ -96,7 +117,8 @@ class DiscretizedMixtureOfLogistics(OutputHead):
     evaluated in log space as logσ(a) + logσ(-b) + log(-expm1(b - a)); this is exact and finite for any
     scale, so no mid-bin density fallback is needed. The edge bins take the tails: P(x=-1) = σ(a),
     P(x=1) = σ(-b). ``log_prob`` is differentiable in x (x is not rounded, only its edge bin is detected).
-    Sampling picks a component, draws a logistic with scale T·s, and rounds to the bin grid.
+    Sampling picks a component by Gumbel-max, draws a logistic with scale T·s, and rounds to the bin grid;
+    its noise is K Gumbel values and one standard logistic value per sample.
     """
 
     name = "mol"
@@ -105,7 +127,7 @@ class DiscretizedMixtureOfLogistics(OutputHead):
         self.num_components = num_components
         self.log_scale_min = log_scale_min
         self.num_params = 3 * num_components
-        self.noise_size = 2
+        self.noise_size = num_components + 1
 
     def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         logits, means, log_scales = params.split(self.num_components, dim=1)
@@ -124,12 +146,16 @@ class DiscretizedMixtureOfLogistics(OutputHead):
         log_bin = torch.where(x < -1 + half, log_cdf_a, torch.where(x > 1 - half, log_sf_b, inner))
         return torch.logsumexp(log_bin + logits.log_softmax(dim=1), dim=1)
 
-    def sample_from_noise(self, params: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
-        logits, means, log_scales = self._split(params)
-        k = _pick(logits, u[:, :1])
-        mean = means.gather(1, k).squeeze(1)
-        scale = log_scales.gather(1, k).squeeze(1).exp()
-        return quantize(mean + temperature * scale * _logit(u[:, 1]))
+    def standardise(self, u: Tensor) -> Tensor:
+        K = self.num_components
+        return torch.cat([_gumbel(u[:, :K]), _logit(u[:, K:])], dim=1)
+
+    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
+        K = self.num_components
+        logits, means, log_scales = params.split(K, dim=1)
+        k = (logits + noise[:, :K]).argmax(dim=1, keepdim=True)
+        scale = log_scales.gather(1, k).squeeze(1).clamp(min=self.log_scale_min).exp()
+        return quantize(torch.addcmul(means.gather(1, k).squeeze(1), scale, noise[:, K], value=temperature))
 
     def mode(self, params: Tensor) -> Tensor:
         """The mean of the most probable component, on the bin grid."""
@@ -140,7 +166,7 @@ class DiscretizedMixtureOfLogistics(OutputHead):
 class Gaussian(OutputHead):
     """N(μ, σ²) with log σ >= ``log_scale_min`` (ClariNet): log p = -½((x-μ)/σ)² - log σ - ½ log 2π.
 
-    A density on the real line; samples μ + T·σ·√2·erfinv(2u-1) are clamped to [-1, 1].
+    A density on the real line; samples μ + T·σ·ε with ε ~ N(0, 1) are clamped to [-1, 1].
     """
 
     name = "gaussian"
@@ -158,11 +184,13 @@ class Gaussian(OutputHead):
         mean, log_std = self._split(params)
         return -0.5 * ((x - mean) * torch.exp(-log_std)).square() - log_std - 0.5 * math.log(2 * math.pi)
 
-    def sample_from_noise(self, params: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
-        mean, log_std = self._split(params)
+    def standardise(self, u: Tensor) -> Tensor:
         eps = torch.finfo(u.dtype).eps
-        normal = math.sqrt(2) * torch.erfinv(2 * u[:, 0].clamp(eps, 1 - eps) - 1)
-        return (mean + temperature * log_std.exp() * normal).clamp(-1, 1)
+        return math.sqrt(2) * torch.erfinv(2 * u.clamp(eps, 1 - eps) - 1)
+
+    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
+        mean, log_std = self._split(params)
+        return torch.addcmul(mean, log_std.exp(), noise[:, 0], value=temperature).clamp_(-1, 1)
 
     def mode(self, params: Tensor) -> Tensor:
         return params[:, 0].clamp(-1, 1)
@@ -171,7 +199,7 @@ class Gaussian(OutputHead):
 class Logistic(OutputHead):
     """Logistic(μ, s) with log s >= ``log_scale_min``: log p = -y - log s - 2 softplus(-y), y = (x-μ)/s.
 
-    A density on the real line; samples μ + T·s·logit(u) are clamped to [-1, 1].
+    A density on the real line; samples μ + T·s·ε with ε ~ Logistic(0, 1) are clamped to [-1, 1].
     """
 
     name = "logistic"
@@ -190,9 +218,12 @@ class Logistic(OutputHead):
         y = (x - mean) * torch.exp(-log_scale)
         return -y - log_scale - 2 * F.softplus(-y)
 
-    def sample_from_noise(self, params: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
+    def standardise(self, u: Tensor) -> Tensor:
+        return _logit(u)
+
+    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
         mean, log_scale = self._split(params)
-        return (mean + temperature * log_scale.exp() * _logit(u[:, 0])).clamp(-1, 1)
+        return torch.addcmul(mean, log_scale.exp(), noise[:, 0], value=temperature).clamp_(-1, 1)
 
     def mode(self, params: Tensor) -> Tensor:
         return params[:, 0].clamp(-1, 1)
@@ -201,7 +232,8 @@ class Logistic(OutputHead):
 class MuLawCategorical(OutputHead):
     """Softmax over ``channels`` mu-law classes: log p(x) = log softmax(params)[mulaw_encode(x)].
 
-    x is quantised to its class, so ``log_prob`` carries no gradient to x. Temperature divides the logits.
+    x is quantised to its class, so ``log_prob`` carries no gradient to x. Temperature divides the logits;
+    a sample is an inverse-CDF draw from one uniform.
     """
 
     name = "mulaw"
@@ -215,8 +247,11 @@ class MuLawCategorical(OutputHead):
         index = mulaw_encode(x, self.channels).unsqueeze(1)
         return params.log_softmax(dim=1).gather(1, index).squeeze(1)
 
-    def sample_from_noise(self, params: Tensor, u: Tensor, temperature: float = 1.0) -> Tensor:
-        index = _pick(params / temperature, u[:, :1]).squeeze(1)
+    def standardise(self, u: Tensor) -> Tensor:
+        return u
+
+    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
+        index = _pick(params / temperature, noise[:, :1]).squeeze(1)
         return mulaw_decode(index, self.channels).to(params.dtype)
 
     def mode(self, params: Tensor) -> Tensor:

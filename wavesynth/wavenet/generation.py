@@ -36,7 +36,7 @@ class GenerationState:
     ``advance()`` runs the network for the current step on ``x_prev`` (the previous sample, 0 at the start)
     and returns the head parameters (B, P); ``step()`` also samples x_t (or takes the head's mode when
     ``deterministic``), writes it to ``output`` (T, B) and feeds it back. ``noise`` (B, noise_size, T) holds
-    the head's uniforms for every step (drawn on the device when None).
+    the head's noise for every step (``head.draw_noise``, drawn on the device when None).
     """
 
     def __init__(
@@ -99,7 +99,7 @@ class GenerationState:
 
         # Per-step inputs for all steps: upsampled mel and uniforms, time-major with the batch last.
         if noise is None:
-            noise = torch.rand(B, head.noise_size, T, device=device, dtype=dtype, generator=generator)
+            noise = head.draw_noise((B, T), generator, device, dtype)
         inputs = torch.cat([model.upsampler(mel), noise.to(device, dtype)], 1)
         self.inputs = inputs.permute(2, 1, 0).contiguous()
         self.num_cond = C
@@ -211,7 +211,7 @@ def generate(
     upsampled on its own and its output is zero past lengths·hop, so row b equals generating utterance b
     alone with the same noise. ``temperature`` scales the spread of each step's distribution (see the
     head); ``deterministic`` takes the head's mode instead of sampling. ``noise`` (B, head.noise_size, T)
-    fixes the uniforms (else drawn on the device from ``generator``).
+    fixes the head's noise (``head.draw_noise``; else drawn on the device from ``generator``).
     """
     single = mel.dim() == 2
     mel = mel.unsqueeze(0) if single else mel
