@@ -29,19 +29,27 @@ def test_causal_conv_sees_only_the_past():
     assert touched == [9, 13, 17]
 
 
-@pytest.mark.parametrize("scales", [(4, 4, 4, 4), (2, 5), (3,)])
-def test_upsampler_output_length_is_frames_times_hop(scales):
+@pytest.mark.parametrize("scales", [(4, 4, 4, 4), (2, 5), (3,), (1, 2)])
+def test_upsampler_is_nearest_then_filter_stages_on_a_zero_extended_mel(scales):
     upsampler = ConditioningUpsampler(scales)
+    with torch.no_grad():
+        for weight in upsampler.filters:
+            weight.uniform_(0, 0.5)
     mel = torch.randn(2, 7, 11)
     out = upsampler(mel)
-    assert out.shape == (2, 7, 11 * math.prod(scales))
-    reference = mel.reshape(14, 1, 11)
-    for scale, weight in zip(scales, upsampler.filters, strict=True):  # nearest ×s, then the filter
+    hop, pad = math.prod(scales), upsampler.context + 1
+    assert out.shape == (2, 7, 11 * hop)
+    reference = F.pad(mel, (pad, pad)).reshape(14, 1, -1)
+    for scale, weight in zip(scales, upsampler.filters, strict=True):
         reference = F.conv1d(reference.repeat_interleave(scale, -1), weight.view(1, 1, -1), padding=scale)
-    torch.testing.assert_close(out, reference.view_as(out))
+    torch.testing.assert_close(out, reference[..., pad * hop : -pad * hop].reshape_as(out))
+
+
+def test_upsampler_starts_as_a_smoothing_average():
+    upsampler = ConditioningUpsampler((4, 4))
     constant = upsampler(torch.ones(1, 1, 20))[0, 0]
     interior = constant[len(constant) // 4 : -len(constant) // 4]
-    assert torch.allclose(interior, torch.ones_like(interior))  # starts as a smoothing average
+    assert torch.allclose(interior, torch.ones_like(interior))
 
 
 def test_stack_without_skips_is_causal_and_conditioned():

@@ -2,16 +2,19 @@
 
 Each layer l keeps a ring buffer of its last (k-1)·d_l inputs, so the dilated convolution at time t only
 needs the current input plus k-1 stored ones. ``GenerationState`` allocates everything once (ring buffers,
-activations, the upsampled mel and the uniform noise for all steps, the output) and its ``step()`` has
+activations, the conditioning and the head's noise for all steps, the output) and its ``step()`` has
 static shapes, reads the time index from a device tensor and never synchronises with the host, so on CUDA
 one step is captured as a CUDA graph and replayed.
 
-The weights are repacked so that a step costs few, large operations (x is the layer input, feature-major
-with the batch last):
+The weights are repacked so that a step costs few, large operations (tensors are feature-major with the
+batch last):
 
-* the conditioning and past-tap terms of all layers come first, in one matmul and one batched matmul:
-  pre_l = b_l + U_l g + V_l c_t + Σ_{i<k-1} W_{l,i} h_l(t - (k-1-i)·d_l);
-* per layer, z = pre_l + W_{l,k-1} h_l(t); tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the tanh rows
+* the conditioning terms of all layers come first, in one matmul: the upsampler is linear, shift-invariant
+  and shared by the mel channels, so V_l·upsample(mel) = upsample(V_l·mel); the projections P = V·mel of
+  all layers are precomputed at frame rate, and step t = n·hop + r takes Σ_q A[q, r]·P[n + q] over the
+  2Q+1 frames around it (A from ``ConditioningUpsampler.phase_weights``);
+* per layer, z = b_l + U_l g + (V_l c)_t + W_l [h_l(t-(k-1)d_l), ..., h_l(t)], one matmul over the ring
+  buffer taps and the new input; tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the tanh rows
   doubled one sigmoid gives s = [σ(2z₁), σ(z₂)], p = s₁·s₂, and the residual and skip 1x1 convolutions act
   linearly on [s₂, p, 1] with weights [-W, 2W, b];
 * the skips of all layers are one matmul over the stacked activations at the end.
@@ -22,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .layers import RESIDUAL_SCALE
@@ -56,7 +60,7 @@ class GenerationState:
         mel = mel.to(device, dtype)
         B, T = mel.shape[0], mel.shape[-1] * cfg.hop_length
         L, R, G, k = cfg.layers, cfg.residual_channels, cfg.gate_channels, cfg.kernel_size
-        H, C = G // 2, cfg.n_mels
+        H = G // 2
         self.num_steps = T
         blocks = list(stack.blocks)
 
@@ -65,12 +69,12 @@ class GenerationState:
         double[:H] = 2
         conv_w = torch.stack([b.conv.weight for b in blocks]) * double.unsqueeze(-1)  # (L, G, R, k)
         self.w_conv = conv_w.permute(0, 1, 3, 2).reshape(L, G, k * R).contiguous()  # taps oldest first
-        self.w_cond = torch.cat([b.cond.weight[..., 0] * double for b in blocks])  # (L·G, C)
+        w_cond = torch.cat([b.cond.weight[..., 0] * double for b in blocks])  # (L·G, C)
         bias = torch.cat([b.conv.bias.unsqueeze(1) * double for b in blocks])  # (L·G, 1)
         g = model.speaker_vector(mel, speaker)
         if g is not None:
             bias = bias + torch.cat([b.global_cond.weight * double for b in blocks]) @ g.T
-        self.bias = bias.expand(L * G, B).contiguous()
+        self.bias = bias.expand(L * G, B).reshape(1, L * G * B)
         out_w = [b.out.weight[..., 0] for b in blocks]  # (R + S, H)
         out_b = [b.out.bias.unsqueeze(1) for b in blocks]
         pairs = list(zip(out_w, out_b, strict=True))
@@ -97,12 +101,15 @@ class GenerationState:
         self.num_reads = L * (k - 1)
         self.history = torch.zeros(sum(sizes), R, B, device=device, dtype=dtype)
 
-        # Per-step inputs for all steps: upsampled mel and uniforms, time-major with the batch last.
+        # Conditioning projections of all layers at frame rate, Q zero frames either side, time-major; noise.
+        upsampler = model.upsampler
+        self.hop, self.phase = cfg.hop_length, upsampler.phase_weights().T.contiguous()  # (hop, 2Q+1)
+        self.window = torch.arange(2 * upsampler.context + 1, device=device)
+        projections = F.pad(torch.matmul(w_cond, mel), (upsampler.context, upsampler.context))
+        self.projections = projections.permute(2, 1, 0).contiguous()  # (F + 2Q, L·G, B)
         if noise is None:
             noise = head.draw_noise((B, T), generator, device, dtype)
-        inputs = torch.cat([model.upsampler(mel), noise.to(device, dtype)], 1)
-        self.inputs = inputs.permute(2, 1, 0).contiguous()
-        self.num_cond = C
+        self.noise = noise.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, noise_size, B)
 
         # Activations: per layer [k-1 past inputs, input h_l] (the convolution's operand), the gate
         # pre-activations z_l (all layers' conditioning and bias terms first), and [s₁, s₂, p, 1].
@@ -117,7 +124,7 @@ class GenerationState:
         self.period = period
         past = (k - 1) * R
         self._past, self._h = self.x[:, :past], self.x[:, past:]
-        self._z_flat = self.z.view(L * G, B)
+        self._z_row = self.z.view(1, L * G * B)
         self._act_flat = self.act.view(L * (G + H + 1), B)
         self._layers = [
             (
@@ -145,8 +152,11 @@ class GenerationState:
     def advance(self) -> Tensor:
         """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1."""
         slots = self.slots.index_select(0, self.slot)[0]
-        self.step_in = self.inputs.index_select(0, self.t)[0]
-        torch.addmm(self.bias, self.w_cond, self.step_in[: self.num_cond], out=self._z_flat)
+        window = self.projections.index_select(
+            0, torch.div(self.t, self.hop, rounding_mode="floor") + self.window
+        )
+        phase = self.phase.index_select(0, torch.remainder(self.t, self.hop))
+        torch.addmm(self.bias, phase, window.view(len(self.window), -1), out=self._z_row)
         self._past.copy_(self.history.index_select(0, slots[: self.num_reads]).view(self._past_shape))
         torch.addmm(self.b_in, self.w_in, self.x_prev, out=self._h[0])
         for z, w_conv, x, gates, s1, s2, p, w_res, res_in, h, h_next in self._layers:
@@ -169,7 +179,8 @@ class GenerationState:
         if self.deterministic:
             x = self.head.mode(params)
         else:
-            x = self.head.sample_from_noise(params, self.step_in[self.num_cond :].T, self.temperature)
+            noise = self.noise.index_select(0, self.t - 1)[0].T
+            x = self.head.sample_from_noise(params, noise, self.temperature)
         self.output.index_copy_(0, self.t - 1, x.unsqueeze(0))
         self.x_prev.copy_(x.unsqueeze(0))
 
@@ -207,11 +218,12 @@ def generate(
 ) -> Tensor:
     """Samples x ~ Π_t p(x_t | x_<t, c), (B, frames·hop), or (frames·hop,) for a single (n_mels, frames) mel.
 
-    ``lengths`` (B,) gives each utterance's number of valid frames in a right-padded batch: its mel is
-    upsampled on its own and its output is zero past lengths·hop, so row b equals generating utterance b
-    alone with the same noise. ``temperature`` scales the spread of each step's distribution (see the
-    head); ``deterministic`` takes the head's mode instead of sampling. ``noise`` (B, head.noise_size, T)
-    fixes the head's noise (``head.draw_noise``; else drawn on the device from ``generator``).
+    ``lengths`` (B,) gives each utterance's number of valid frames in a right-padded batch: its frames past
+    that are zeroed (the upsampler takes the mel as zero outside its frames) and its output is zero past
+    lengths·hop, so row b equals generating utterance b alone with the same noise. ``temperature`` scales
+    the spread of each step's distribution (see the head); ``deterministic`` takes the head's mode instead
+    of sampling. ``noise`` (B, head.noise_size, T) fixes the head's noise (``head.draw_noise``; else it is
+    drawn on the device from ``generator``).
     """
     single = mel.dim() == 2
     mel = mel.unsqueeze(0) if single else mel
@@ -221,18 +233,14 @@ def generate(
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator)
         if lengths is not None:
-            lengths = torch.as_tensor(lengths).tolist()
-            cond = torch.zeros_like(state.inputs[:, : state.num_cond])
-            for b, frames in enumerate(lengths):
-                up = model.upsampler(mel[b : b + 1, :, :frames].to(cond))
-                cond[: frames * hop, :, b] = up[0].T
-            state.inputs[:, : state.num_cond] = cond
+            lengths = torch.as_tensor(lengths, device=mel.device)
+            mel = mel * (torch.arange(mel.shape[-1], device=mel.device) < lengths.unsqueeze(1)).unsqueeze(1)
+        state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator)
         _run(state, use_cuda_graph)
         out = state.output.T.clone()
         if lengths is not None:
-            ends = torch.tensor(lengths, device=out.device).unsqueeze(1) * hop
+            ends = lengths.to(out.device).unsqueeze(1) * hop
             out = out * (torch.arange(out.shape[1], device=out.device) < ends)
     model.train(was_training)
     return out[0] if single else out

@@ -152,12 +152,13 @@ class WaveNetStack(nn.Module):
 
 
 class ConditioningUpsampler(nn.Module):
-    """Frames -> samples: per scale s, nearest-neighbour ×s then a learned time filter w of width 2s+1.
+    """Frames -> samples: per scale s, nearest-neighbour ×s then a learned time filter of width 2s+1.
 
-    The filter is shared by all mel channels and starts as a moving average (as in r9y9's
-    wavenet_vocoder), so the map is linear and the output has exactly frames·Π scales samples. A stage is
-    evaluated in polyphase form: output sample n·s + r is Σ_q A[q, r]·input[n + q] over the frames
-    q = -1, 0, 1 (zero beyond the ends), with A[q, r] the sum of the w_i that land on frame n + q.
+    The filters are shared by all mel channels and start as moving averages (as in r9y9's wavenet_vocoder).
+    The map is linear and shift-invariant with the mel taken as zero outside its frames, so output sample
+    n·hop + r is Σ_q A[q, r]·mel[n + q] over frames q = -Q..Q: ``phase_weights()`` composes the stages into
+    A (from the impulse response), and the forward pass is one matmul over windows of 2Q+1 frames. The
+    cached generator uses the same A to upsample one sample at a time. Output: exactly frames·hop samples.
     """
 
     def __init__(self, scales: Sequence[int]):
@@ -166,22 +167,32 @@ class ConditioningUpsampler(nn.Module):
         self.filters = nn.ParameterList(
             nn.Parameter(torch.full((2 * s + 1,), 1 / (2 * s + 1))) for s in self.scales
         )
-        for index, s in enumerate(self.scales):
-            phase = torch.zeros(2 * s + 1, 3, s)
-            for r in range(s):
-                for i in range(2 * s + 1):
-                    phase[i, (r + i - s) // s + 1, r] = 1
-            self.register_buffer(f"_phase{index}", phase, persistent=False)
+        with torch.no_grad():
+            support = self._impulse_response([torch.ones_like(w) for w in self.filters], len(self.scales) + 1)
+        nonzero = support.reshape(-1, self.factor).abs().sum(1).nonzero().flatten()
+        self.context = int((nonzero - len(self.scales) - 1).abs().max())
 
     @property
     def factor(self) -> int:
         return math.prod(self.scales)
 
+    def _impulse_response(self, filters: Sequence[Tensor], half: int) -> Tensor:
+        """The stages applied in turn to a unit frame with ``half`` zero frames on each side."""
+        x = torch.zeros(1, 1, 2 * half + 1, dtype=filters[0].dtype, device=filters[0].device)
+        x[..., half] = 1
+        for scale, weight in zip(self.scales, filters, strict=True):
+            x = F.conv1d(x.repeat_interleave(scale, dim=-1), weight.view(1, 1, -1), padding=scale)
+        return x.flatten()
+
+    def phase_weights(self) -> Tensor:
+        """A (2Q+1, hop): A[q + Q, r] is the weight of frame n + q in output sample n·hop + r."""
+        Q = self.context
+        response = self._impulse_response(list(self.filters), Q + 1).view(-1, self.factor)
+        return response[1:-1].flip(0)
+
     def forward(self, mel: Tensor) -> Tensor:
         """(B, C, F) -> (B, C, F · factor)."""
         batch, channels, frames = mel.shape
-        x = mel.reshape(batch * channels, frames)
-        for index, weight in enumerate(self.filters):
-            phase = torch.einsum("i,iqr->qr", weight, getattr(self, f"_phase{index}"))
-            x = (F.pad(x, (1, 1)).unfold(1, 3, 1) @ phase).reshape(x.shape[0], -1)
-        return x.reshape(batch, channels, frames * self.factor)
+        Q = self.context
+        windows = F.pad(mel, (Q, Q)).unfold(2, 2 * Q + 1, 1)  # (B, C, F, 2Q+1)
+        return (windows @ self.phase_weights()).reshape(batch, channels, frames * self.factor)
