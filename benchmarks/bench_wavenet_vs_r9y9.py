@@ -5,10 +5,11 @@ skip_out_channels=64, kernel_size=3, dropout=0, cin_channels=80, upsample_condit
 upsample_scales=[4,4,4,4], scalar_input=True, legacy=False)``; ours: ``WaveNetConfig()`` (the same 24 layers
 in 4 cycles, 64/128/64 channels, kernel 3, 80 mels, hop 256, 10-component MoL). Both get the same random
 mel and waveform. Measured: parallel forward without gradients, one training step (forward, MoL loss,
-backward), cached generation at batch 1 (peer: ``incremental_forward`` after ``make_generation_fast_``)
-and batch 16 (ours only; the peer's incremental path is batch 1). Timings are medians of interleaved rounds,
-so background load hits both alike; the load average is printed with the results. The floor is the model's
-FLOPs per sample over this machine's dense fp32 matmul rate (a large torch.matmul).
+backward), cached generation at batch 1 (peer: ``incremental_forward`` as configured, and again after its
+``make_generation_fast_``) and batch 16 (ours only; the peer's incremental path is batch 1). Timings are
+medians of interleaved rounds, so background load hits both alike; the load average is printed with the
+results. The floor is the model's FLOPs per sample over this machine's dense fp32 matmul rate (a large
+torch.matmul).
 
 Run: .venv/bin/pip install --no-deps wavenet_vocoder
      .venv/bin/python benchmarks/bench_wavenet_vs_r9y9.py      (a few minutes on 2 cores)
@@ -120,21 +121,23 @@ def main() -> None:
     samples = args.batch * T
     gen_mel = torch.randn(16, config.n_mels, args.gen_frames)
     gen_T = args.gen_frames * config.hop_length
-    peer.eval().make_generation_fast_()
-    ours.eval()
+    ours.eval(), peer.eval()
 
     def peer_generate():
         with torch.inference_mode():
             peer.incremental_forward(c=gen_mel[:1], T=gen_T)
 
+    gen_repeats = max(1, args.repeats - 2)
     generate = median_seconds(
         {
             "wavesynth b1": lambda: ours.generate(gen_mel[:1]),
             "wavesynth b16": lambda: ours.generate(gen_mel),
             "r9y9 b1": peer_generate,
         },
-        max(1, args.repeats - 2),
+        gen_repeats,
     )
+    peer.make_generation_fast_()  # drops the weight-norm hooks, as r9y9's synthesis script does
+    generate["r9y9 fast b1"] = median_seconds({"r9y9": peer_generate}, gen_repeats)["r9y9"]
 
     rate = matmul_flops_per_second()
     flops = flops_per_sample(config, ours.head.num_params)
@@ -142,6 +145,12 @@ def main() -> None:
         ("parallel forward", samples / forward["wavesynth"], samples / forward["r9y9"], rate / flops),
         ("training step", samples / train["wavesynth"], samples / train["r9y9"], rate / (3 * flops)),
         ("generation b1", gen_T / generate["wavesynth b1"], gen_T / generate["r9y9 b1"], rate / flops),
+        (
+            "  vs r9y9 generation-fast",
+            gen_T / generate["wavesynth b1"],
+            gen_T / generate["r9y9 fast b1"],
+            rate / flops,
+        ),
         ("generation b16 (aggregate)", 16 * gen_T / generate["wavesynth b16"], None, rate / flops),
     ]
     print(f"\nsamples/s, parallel/train on batch {args.batch} × {T} samples, generation of {gen_T} samples")
@@ -149,7 +158,7 @@ def main() -> None:
     for name, ours_rate, peer_rate, floor in rows:
         peer_txt = f"{peer_rate:12,.0f}{ours_rate / peer_rate:7.1f}x" if peer_rate else f"{'-':>12s}{'-':>8s}"
         print(f"{name:28s}{ours_rate:12,.0f}{peer_txt}{floor:12,.0f}{ours_rate / floor:9.0%}")
-    b16_over_b1 = rows[3][1] / rows[2][1]
+    b16_over_b1 = rows[-1][1] / rows[2][1]
     print(f"\ngeneration b16 / b1 aggregate: {b16_over_b1:.1f}x")
     print(f"floor: {flops / 1e6:.2f} MFLOP per sample (training ×3), dense matmul {rate / 1e9:.1f} GFLOP/s")
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")

@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from wavenet_checks import random_inputs, tiny_config, tiny_wavenet
 
-from wavesynth.wavenet import CausalConv1d, ConditioningUpsampler, WaveNet, WaveNetConfig, WaveNetStack
+from wavesynth.wavenet import (
+    CausalConv1d,
+    ConditioningUpsampler,
+    ResidualBlock,
+    WaveNet,
+    WaveNetConfig,
+    WaveNetStack,
+)
 
 
 @pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (3, 4)])
@@ -19,6 +26,28 @@ def test_causal_conv_is_a_left_padded_conv1d(kernel_size, dilation):
     torch.testing.assert_close(conv(x), expected)
     extra = torch.randn(2, 5, 17)
     torch.testing.assert_close(conv(x, extra.clone()), expected - conv.bias.view(1, -1, 1) + extra)
+
+
+def test_residual_block_matches_the_textbook_formula_and_its_gradients():
+    block = ResidualBlock(
+        4, 6, kernel_size=3, dilation=2, cond_channels=5, global_channels=3, skip_channels=7
+    )
+    x, cond, g = torch.randn(2, 4, 15), torch.randn(2, 5, 15), torch.randn(2, 3)
+    params = list(block.parameters())
+
+    def textbook():
+        z = F.conv1d(F.pad(x, (4, 0)), block.conv.weight, block.conv.bias, dilation=2)
+        z = z + F.conv1d(cond, block.cond.weight) + block.global_cond(g).unsqueeze(-1)
+        out = F.conv1d(torch.tanh(z[:, :3]) * torch.sigmoid(z[:, 3:]), block.out.weight, block.out.bias)
+        return (x + out[:, :4]) * math.sqrt(0.5), out[:, 4:]
+
+    for ours, reference in zip(block(x, cond, g), textbook(), strict=True):
+        torch.testing.assert_close(ours, reference)
+        weights = torch.randn_like(ours)
+        grads = torch.autograd.grad((ours * weights).sum(), params, retain_graph=True)
+        expected = torch.autograd.grad((reference * weights).sum(), params, retain_graph=True)
+        for a, b in zip(grads, expected, strict=True):
+            torch.testing.assert_close(a, b)
 
 
 def test_causal_conv_sees_only_the_past():
