@@ -32,16 +32,17 @@ def test_residual_block_matches_the_textbook_formula_and_its_gradients():
     block = ResidualBlock(
         4, 6, kernel_size=3, dilation=2, cond_channels=5, global_channels=3, skip_channels=7
     )
-    x, cond, g = torch.randn(2, 4, 15), torch.randn(2, 5, 15), torch.randn(2, 3)
-    params = list(block.parameters())
+    upsampler = ConditioningUpsampler((2, 3))
+    x, mel, g = torch.randn(2, 4, 18), torch.randn(2, 5, 3), torch.randn(2, 3)
+    params = list(block.parameters()) + list(upsampler.parameters())
 
     def textbook():
         z = F.conv1d(F.pad(x, (4, 0)), block.conv.weight, block.conv.bias, dilation=2)
-        z = z + F.conv1d(cond, block.cond.weight) + block.global_cond(g).unsqueeze(-1)
+        z = z + F.conv1d(upsampler(mel), block.cond.weight) + block.global_cond(g).unsqueeze(-1)
         out = F.conv1d(torch.tanh(z[:, :3]) * torch.sigmoid(z[:, 3:]), block.out.weight, block.out.bias)
         return (x + out[:, :4]) * math.sqrt(0.5), out[:, 4:]
 
-    for ours, reference in zip(block(x, cond, g), textbook(), strict=True):
+    for ours, reference in zip(block(x, mel, upsampler.phase_weights(), g), textbook(), strict=True):
         torch.testing.assert_close(ours, reference)
         weights = torch.randn_like(ours)
         grads = torch.autograd.grad((ours * weights).sum(), params, retain_graph=True)
@@ -87,11 +88,12 @@ def test_stack_without_skips_is_causal_and_conditioned():
         layers=4, cycles=2, kernel_size=2, residual_channels=6, gate_channels=8, cond_channels=3
     )
     x = torch.randn(1, 6, 20, requires_grad=True)
-    cond = torch.randn(1, 3, 20, requires_grad=True)
-    out, skips = stack(x, cond)
+    mel = torch.randn(1, 3, 5, requires_grad=True)
+    out, skips = stack(x, mel, ConditioningUpsampler((2, 2)))
     assert skips is None and out.shape == x.shape
     out[0, :, 10].sum().backward()
     assert x.grad[0, :, 11:].abs().sum() == 0 and x.grad[0, :, 10].abs().sum() > 0
+    assert mel.grad.abs().sum() > 0
     assert stack.receptive_field == 1 + (1 + 2) * 2
 
 

@@ -34,6 +34,21 @@ def pointwise(weight: Tensor, x: Tensor, init: Tensor) -> Tensor:
     return torch.baddbmm(init, weight[..., 0].expand(x.shape[0], -1, -1), x)
 
 
+def polyphase(frames: Tensor, phase: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Upsample (B, C, F) -> (B, C, F·hop): sample n·hop + r is Σ_q A[q, r]·frames[n + q] (+ bias (B|1, C)).
+
+    A = ``phase`` (2Q+1, hop) weights the 2Q+1 frames around n (zero outside); one matmul over the windows.
+    """
+    batch, channels, frames_count = frames.shape
+    context = (phase.shape[0] - 1) // 2
+    windows = F.pad(frames, (context, context)).unfold(2, 2 * context + 1, 1)  # (B, C, F, 2Q+1)
+    if bias is not None:  # a constant extra "frame" with weight 1 in every phase
+        constant = bias.view(-1, channels, 1, 1).expand(batch, channels, frames_count, 1)
+        windows = torch.cat([windows, constant], dim=-1)
+        phase = torch.cat([phase, phase.new_ones(1, phase.shape[1])])
+    return (windows @ phase).reshape(batch, channels, -1)
+
+
 class CausalConv1d(nn.Conv1d):
     """y_t = b + Σ_j W_j x_{t-(k-1-j)·d}: a Conv1d fed (k-1)·d zeros on the left, so y_t sees x_<=t only."""
 
@@ -65,8 +80,10 @@ class ResidualBlock(nn.Module):
     """One gated residual layer.
 
     z = W_d ∗ x + V c (+ U g);  a = tanh(z_1:H) ⊙ σ(z_H:2H);  [r, s] = W_o a + b_o;
-    returns ((x + r)·√½, s), with s = None when ``skip_channels`` is 0. tanh(u) is evaluated as 2σ(2u) - 1,
-    which is exact and several times faster than torch.tanh on CPU.
+    returns ((x + r)·√½, s), with s = None when ``skip_channels`` is 0. The conditioning c = upsample(mel)
+    enters as V·upsample(mel) = upsample(V·mel) (the upsampler is linear and shared by the channels), so
+    the projection runs at frame rate; tanh(u) is evaluated as 2σ(2u) - 1, which is exact and several
+    times faster than torch.tanh on CPU.
     """
 
     def __init__(
@@ -87,14 +104,21 @@ class ResidualBlock(nn.Module):
         self.out = nn.Conv1d(gate_channels // 2, residual_channels + skip_channels, 1)
 
     def forward(
-        self, x: Tensor, cond: Tensor | None = None, global_cond: Tensor | None = None
+        self,
+        x: Tensor,
+        mel: Tensor | None = None,
+        phase: Tensor | None = None,
+        global_cond: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        z = self.conv.bias.view(1, -1, 1)
+        """x (B, R, T); mel (B, C, F) with F·hop = T and the upsampler's ``phase`` weights; g (B, D)."""
+        bias = self.conv.bias.unsqueeze(0)
         if self.global_cond is not None:
-            z = z + self.global_cond(global_cond).unsqueeze(-1)
+            bias = bias + self.global_cond(global_cond)
         if self.cond is not None:
-            z = pointwise(self.cond.weight, cond, z)
-        z = self.conv(x, z if self.cond is not None else z.expand(x.shape[0], -1, x.shape[-1]).clone())
+            z = polyphase(torch.matmul(self.cond.weight[..., 0], mel), phase, bias)
+        else:
+            z = bias.unsqueeze(-1).expand(x.shape[0], -1, x.shape[-1]).clone()
+        z = self.conv(x, z)
         tanh_in, gate_in = z.chunk(2, dim=1)
         a = torch.sigmoid(gate_in) * (2 * torch.sigmoid(2 * tanh_in) - 1)
         out = pointwise(self.out.weight, a, self.out.bias.view(1, -1, 1))
@@ -105,8 +129,8 @@ class ResidualBlock(nn.Module):
 class WaveNetStack(nn.Module):
     """``layers`` residual blocks with dilations 2^(i mod layers/cycles); output at t sees input at <= t.
 
-    forward(x (B, R, T), cond (B, C, T), global_cond (B, D)) -> (last residual output, Σ skips or None).
-    Receptive field: (k-1)·Σ dilations + 1 samples.
+    forward(x (B, R, T), mel (B, C, F), upsampler, global_cond (B, D)) -> (last residual output, Σ skips
+    or None), conditioned on upsampler(mel) (B, C, T). Receptive field: (k-1)·Σ dilations + 1 samples.
     """
 
     def __init__(
@@ -141,11 +165,16 @@ class WaveNetStack(nn.Module):
         return (self.kernel_size - 1) * sum(self.dilations) + 1
 
     def forward(
-        self, x: Tensor, cond: Tensor | None = None, global_cond: Tensor | None = None
+        self,
+        x: Tensor,
+        mel: Tensor | None = None,
+        upsampler: ConditioningUpsampler | None = None,
+        global_cond: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
+        phase = None if mel is None else upsampler.phase_weights()
         skips = None
         for block in self.blocks:
-            x, skip = block(x, cond, global_cond)
+            x, skip = block(x, mel, phase, global_cond)
             if skip is not None:
                 skips = skip if skips is None else skips + skip
         return x, skips
@@ -157,8 +186,9 @@ class ConditioningUpsampler(nn.Module):
     The filters are shared by all mel channels and start as moving averages (as in r9y9's wavenet_vocoder).
     The map is linear and shift-invariant with the mel taken as zero outside its frames, so output sample
     n·hop + r is Σ_q A[q, r]·mel[n + q] over frames q = -Q..Q: ``phase_weights()`` composes the stages into
-    A (from the impulse response), and the forward pass is one matmul over windows of 2Q+1 frames. The
-    cached generator uses the same A to upsample one sample at a time. Output: exactly frames·hop samples.
+    A (from the impulse response), and the forward pass is one matmul over windows of 2Q+1 frames
+    (``polyphase``). The residual blocks and the cached generator upsample projections V·mel with the same
+    A. Output: exactly frames·hop samples.
     """
 
     def __init__(self, scales: Sequence[int]):
@@ -192,7 +222,4 @@ class ConditioningUpsampler(nn.Module):
 
     def forward(self, mel: Tensor) -> Tensor:
         """(B, C, F) -> (B, C, F · factor)."""
-        batch, channels, frames = mel.shape
-        Q = self.context
-        windows = F.pad(mel, (Q, Q)).unfold(2, 2 * Q + 1, 1)  # (B, C, F, 2Q+1)
-        return (windows @ self.phase_weights()).reshape(batch, channels, frames * self.factor)
+        return polyphase(mel, self.phase_weights())

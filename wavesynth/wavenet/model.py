@@ -75,7 +75,7 @@ class WaveNet(nn.Module):
         self._check(x, mel)
         w, b = self.input_conv.weight, self.input_conv.bias
         h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(x.unsqueeze(1)))
-        _, skips = self.stack(h, self.upsampler(mel), self.speaker_vector(mel, speaker))
+        _, skips = self.stack(h, mel, self.upsampler, self.speaker_vector(mel, speaker))
         hidden = pointwise(self.output[1].weight, skips.relu(), self.output[1].bias.view(1, -1, 1))
         return pointwise(self.output[3].weight, hidden.relu_(), self.output[3].bias.view(1, -1, 1))
 
