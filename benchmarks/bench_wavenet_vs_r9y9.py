@@ -47,8 +47,12 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / seconds
 
 
-def flops_per_sample(config: WaveNetConfig, num_params: int) -> int:
-    """2 × multiply-adds per output sample of the teacher (upsampler excluded: it runs per mel channel)."""
+def flops_per_sample(config: WaveNetConfig, num_params: int, context: int) -> int:
+    """2 × multiply-adds per output sample of the teacher as wavesynth evaluates it.
+
+    Per layer: the dilated convolution k·R·G, the residual and skip 1x1 G/2·(R+S), and the conditioning
+    upsampled from frame rate, G·(2Q+2) (its projection V·mel runs per frame, 1/hop of the samples).
+    """
     R, G, S, C, k = (
         config.residual_channels,
         config.gate_channels,
@@ -56,7 +60,7 @@ def flops_per_sample(config: WaveNetConfig, num_params: int) -> int:
         config.n_mels,
         config.kernel_size,
     )
-    per_layer = k * R * G + C * G + G // 2 * (R + S)
+    per_layer = k * R * G + G // 2 * (R + S) + G * (2 * context + 2) + C * G // config.hop_length
     return 2 * (R + config.layers * per_layer + S * S + S * num_params)
 
 
@@ -140,7 +144,7 @@ def main() -> None:
     generate["r9y9 fast b1"] = median_seconds({"r9y9": peer_generate}, gen_repeats)["r9y9"]
 
     rate = matmul_flops_per_second()
-    flops = flops_per_sample(config, ours.head.num_params)
+    flops = flops_per_sample(config, ours.head.num_params, ours.upsampler.context)
     rows = [
         ("parallel forward", samples / forward["wavesynth"], samples / forward["r9y9"], rate / flops),
         ("training step", samples / train["wavesynth"], samples / train["r9y9"], rate / (3 * flops)),
@@ -161,6 +165,8 @@ def main() -> None:
     b16_over_b1 = rows[-1][1] / rows[2][1]
     print(f"\ngeneration b16 / b1 aggregate: {b16_over_b1:.1f}x")
     print(f"floor: {flops / 1e6:.2f} MFLOP per sample (training ×3), dense matmul {rate / 1e9:.1f} GFLOP/s")
+    per_sample_conditioning = 2 * config.layers * config.n_mels * config.gate_channels
+    print(f"(r9y9 projects the conditioning per sample: {per_sample_conditioning / 1e6:.2f} MFLOP more)")
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
 
 
