@@ -56,24 +56,23 @@ class CausalConv1d(nn.Conv1d):
         super().__init__(in_channels, out_channels, kernel_size, dilation=dilation)
         self.left_padding = (kernel_size - 1) * dilation
 
-    def forward(self, x: Tensor, out: Tensor | None = None) -> Tensor:
-        """The convolution; when ``out`` (B, C_out, T) is given, the taps are added into it in place instead
-        of starting from the bias (so it must hold the bias and whatever else is to be summed).
+    def forward(self, x: Tensor, init: Tensor | None = None) -> Tensor:
+        """init + Σ_j W_j x_{t-(k-1-j)·d}, with ``init`` (broadcastable to (B, C_out, T)) the bias by default.
 
-        Computed as k batched matmuls on shifted views of the padded input (faster than a dilated Conv1d).
+        Computed as k batched matmuls on shifted views of the padded input (faster than a dilated Conv1d);
+        the first makes a new tensor (so autograd never sees an in-place update of ``init`` or a view),
+        the others accumulate into it.
         """
         batch, _, T = x.shape
         padded = F.pad(x, (self.left_padding, 0))
-        taps = self.weight.permute(2, 0, 1).contiguous()
+        taps = self.weight.permute(2, 0, 1)
         d = self.dilation[0]
-        if out is None:
-            out = torch.baddbmm(self.bias.view(1, -1, 1), taps[0].expand(batch, -1, -1), padded[..., :T])
-            start = 1
-        else:
-            start = 0
-        for j in range(start, len(taps)):
-            out.baddbmm_(taps[j].expand(batch, -1, -1), padded[..., j * d : j * d + T])
-        return out
+        y = torch.baddbmm(
+            self.bias.view(1, -1, 1) if init is None else init, taps[0].expand(batch, -1, -1), padded[..., :T]
+        )
+        for j in range(1, len(taps)):
+            y.baddbmm_(taps[j].expand(batch, -1, -1), padded[..., j * d : j * d + T])
+        return y
 
 
 class ResidualBlock(nn.Module):
