@@ -76,7 +76,7 @@ def test_generator_reproducibility_and_reset():
             state.reset()
             for _ in range(state.num_steps):
                 state.step()
-            assert torch.equal(state.output.T, a)
+            assert torch.equal(state.samples(), a)
 
 
 def test_generate_restores_training_mode_and_checks_mel():

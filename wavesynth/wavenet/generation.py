@@ -39,7 +39,7 @@ class GenerationState:
 
     ``advance()`` runs the network for the current step on ``x_prev`` (the previous sample, 0 at the start)
     and returns the head parameters (B, P); ``step()`` also samples x_t (or takes the head's mode when
-    ``deterministic``), writes it to ``output`` (T, B) and feeds it back. ``noise`` (B, noise_size, T) holds
+    ``deterministic``), stores it (``samples()``) and feeds it back. ``noise`` (B, noise_size, T) holds
     the head's noise for every step (``head.draw_noise``, drawn on the device when None).
     """
 
@@ -64,23 +64,23 @@ class GenerationState:
         self.num_steps = T
         blocks = list(stack.blocks)
 
-        # Packed weights; the tanh half of every gate pre-activation is doubled.
-        double = torch.ones(G, 1, device=device, dtype=dtype)
-        double[:H] = 2
-        conv_w = torch.stack([b.conv.weight for b in blocks]) * double.unsqueeze(-1)  # (L, G, R, k)
+        # Packed weights: gate pre-activation rows reordered to [σ half, tanh half], the tanh half doubled.
+        order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(device)
+        scale = torch.ones(G, 1, device=device, dtype=dtype)
+        scale[H:] = 2
+        conv_w = torch.stack([b.conv.weight[order] for b in blocks]) * scale.unsqueeze(-1)  # (L, G, R, k)
         self.w_conv = conv_w.permute(0, 1, 3, 2).reshape(L, G, k * R).contiguous()  # taps oldest first
-        w_cond = torch.cat([b.cond.weight[..., 0] * double for b in blocks])  # (L·G, C)
-        bias = torch.cat([b.conv.bias.unsqueeze(1) * double for b in blocks])  # (L·G, 1)
+        w_cond = torch.cat([b.cond.weight[order, :, 0] * scale for b in blocks])  # (L·G, C)
+        bias = torch.cat([b.conv.bias[order].unsqueeze(1) * scale for b in blocks])  # (L·G, 1)
         g = model.speaker_vector(mel, speaker)
         if g is not None:
-            bias = bias + torch.cat([b.global_cond.weight * double for b in blocks]) @ g.T
+            bias = bias + torch.cat([b.global_cond.weight[order] * scale for b in blocks]) @ g.T
         self.bias = bias.expand(L * G, B).reshape(1, L * G * B)
         out_w = [b.out.weight[..., 0] for b in blocks]  # (R + S, H)
         out_b = [b.out.bias.unsqueeze(1) for b in blocks]
         pairs = list(zip(out_w, out_b, strict=True))
         self.w_res = torch.stack([torch.cat([-w[:R], 2 * w[:R], b[:R]], 1) for w, b in pairs])
-        zeros = torch.zeros(cfg.skip_channels, H, device=device, dtype=dtype)
-        self.w_skip = torch.cat([torch.cat([zeros, -w[R:], 2 * w[R:], b[R:]], 1) for w, b in pairs], 1)
+        self.w_skip = torch.cat([torch.cat([-w[R:], 2 * w[R:], b[R:]], 1) for w, b in pairs], 1)
         self.w_in, self.b_in = model.input_conv.weight[..., 0], model.input_conv.bias.unsqueeze(1)
         conv1, conv2 = model.output[1], model.output[3]
         self.w_out1, self.b_out1 = conv1.weight[..., 0], conv1.bias.unsqueeze(1)
@@ -112,20 +112,21 @@ class GenerationState:
         self.noise = noise.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, noise_size, B)
 
         # Activations: per layer [k-1 past inputs, input h_l] (the convolution's operand), the gate
-        # pre-activations z_l (all layers' conditioning and bias terms first), and [s₁, s₂, p, 1].
+        # pre-activations z_l (all layers' conditioning and bias terms first), and [s₂, p, 1]: the sigmoid
+        # writes [s₂, s₁] and s₁ is then multiplied by s₂ in place.
         self.x = torch.zeros(L, k * R, B, device=device, dtype=dtype)
         self.z = torch.empty(L, G, B, device=device, dtype=dtype)
-        self.act = torch.empty(L, G + H + 1, B, device=device, dtype=dtype)
+        self.act = torch.empty(L, G + 1, B, device=device, dtype=dtype)
         self.act[:, -1] = 1
         self.x_prev = torch.zeros(1, B, device=device, dtype=dtype)
-        self.output = torch.zeros(T, B, device=device, dtype=dtype)
+        self.output = torch.zeros(T + 1, B, device=device, dtype=dtype)  # x_t in row t + 1
         self.t = torch.zeros(1, dtype=torch.long, device=device)
         self.slot = torch.zeros(1, dtype=torch.long, device=device)
         self.period = period
         past = (k - 1) * R
         self._past, self._h = self.x[:, :past], self.x[:, past:]
         self._z_row = self.z.view(1, L * G * B)
-        self._act_flat = self.act.view(L * (G + H + 1), B)
+        self._act_flat = self.act.view(L * (G + 1), B)
         self._layers = [
             (
                 self.z[i],
@@ -134,15 +135,18 @@ class GenerationState:
                 self.act[i, :G],
                 self.act[i, :H],
                 self.act[i, H:G],
-                self.act[i, G : G + H],
                 self.w_res[i],
-                self.act[i, H:],
+                self.act[i],
                 self._h[i],
                 self._h[i + 1] if i + 1 < L else None,
             )
             for i in range(L)
         ]
         self._past_shape = self._past.shape
+
+    def samples(self) -> Tensor:
+        """The samples generated so far, (B, T) (zero after the current step)."""
+        return self.output[1:].T
 
     def reset(self) -> None:
         """Back to t = 0 with empty queues (weights, mel and noise are kept)."""
@@ -152,6 +156,7 @@ class GenerationState:
     def advance(self) -> Tensor:
         """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1."""
         slots = self.slots.index_select(0, self.slot)[0]
+        self.step_noise = self.noise.index_select(0, self.t)[0].T
         window = self.projections.index_select(
             0, torch.div(self.t, self.hop, rounding_mode="floor") + self.window
         )
@@ -159,10 +164,10 @@ class GenerationState:
         torch.addmm(self.bias, phase, window.view(len(self.window), -1), out=self._z_row)
         self._past.copy_(self.history.index_select(0, slots[: self.num_reads]).view(self._past_shape))
         torch.addmm(self.b_in, self.w_in, self.x_prev, out=self._h[0])
-        for z, w_conv, x, gates, s1, s2, p, w_res, res_in, h, h_next in self._layers:
+        for z, w_conv, x, gates, s2, s1, w_res, res_in, h, h_next in self._layers:
             z.addmm_(w_conv, x)
             torch.sigmoid(z, out=gates)
-            torch.mul(s1, s2, out=p)
+            s1.mul_(s2)
             if h_next is not None:
                 torch.addmm(h, w_res, res_in, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE, out=h_next)
         self.history.index_copy_(0, slots[self.num_reads :], self._h)
@@ -179,10 +184,10 @@ class GenerationState:
         if self.deterministic:
             x = self.head.mode(params)
         else:
-            noise = self.noise.index_select(0, self.t - 1)[0].T
-            x = self.head.sample_from_noise(params, noise, self.temperature)
-        self.output.index_copy_(0, self.t - 1, x.unsqueeze(0))
-        self.x_prev.copy_(x.unsqueeze(0))
+            x = self.head.sample_from_noise(params, self.step_noise, self.temperature)
+        x = x.unsqueeze(0)
+        self.output.index_copy_(0, self.t, x)
+        self.x_prev.copy_(x)
 
 
 def _run(state: GenerationState, use_cuda_graph: bool) -> None:
@@ -238,7 +243,7 @@ def generate(
             mel = mel * (torch.arange(mel.shape[-1], device=mel.device) < lengths.unsqueeze(1)).unsqueeze(1)
         state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator)
         _run(state, use_cuda_graph)
-        out = state.output.T.clone()
+        out = state.samples().clone()
         if lengths is not None:
             ends = lengths.to(out.device).unsqueeze(1) * hop
             out = out * (torch.arange(out.shape[1], device=out.device) < ends)
