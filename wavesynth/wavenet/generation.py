@@ -43,6 +43,7 @@ class GenerationState:
     the head's noise for every step (``head.draw_noise``, drawn on the device when None).
     """
 
+    @torch.no_grad()
     def __init__(
         self,
         model: WaveNet,
