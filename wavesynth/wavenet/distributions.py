@@ -129,12 +129,13 @@ class DiscretizedMixtureOfLogistics(OutputHead):
         self.num_params = 3 * num_components
         self.noise_size = num_components + 1
 
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(logits, means, log-scales) (B, K, *) each, log-scales clamped as in ``log_prob``."""
         logits, means, log_scales = params.split(self.num_components, dim=1)
         return logits, means, log_scales.clamp(min=self.log_scale_min)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        logits, means, log_scales = self._split(params)
+        logits, means, log_scales = self.split(params)
         x = x.unsqueeze(1)
         inv_s = torch.exp(-log_scales)
         half = 1.0 / (LEVELS - 1)
@@ -159,17 +160,16 @@ class DiscretizedMixtureOfLogistics(OutputHead):
 
     def mode(self, params: Tensor) -> Tensor:
         """The mean of the most probable component, on the bin grid."""
-        logits, means, _ = self._split(params)
+        logits, means, _ = self.split(params)
         return quantize(means.gather(1, logits.argmax(dim=1, keepdim=True)).squeeze(1))
 
 
-class Gaussian(OutputHead):
-    """N(μ, σ²) with log σ >= ``log_scale_min`` (ClariNet): log p = -½((x-μ)/σ)² - log σ - ½ log 2π.
+class LocationScale(OutputHead):
+    """A continuous head with params (μ, log s), log s >= ``log_scale_min``; samples μ + T·s·ε in [-1, 1].
 
-    A density on the real line; samples μ + T·σ·ε with ε ~ N(0, 1) are clamped to [-1, 1].
+    A density on the real line (samples are clamped); ``mode`` is μ. Subclasses give the density and ε.
     """
 
-    name = "gaussian"
     bin_log_width = math.log(2 / (LEVELS - 1))
 
     def __init__(self, log_scale_min: float = -7.0):
@@ -177,56 +177,44 @@ class Gaussian(OutputHead):
         self.num_params = 2
         self.noise_size = 1
 
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor]:
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, log s) from params (B, 2, *), with log s clamped as in ``log_prob``."""
         return params[:, 0], params[:, 1].clamp(min=self.log_scale_min)
 
+    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
+        mean, log_scale = self.split(params)
+        return torch.addcmul(mean, log_scale.exp(), noise[:, 0], value=temperature).clamp_(-1, 1)
+
+    def mode(self, params: Tensor) -> Tensor:
+        return params[:, 0].clamp(-1, 1)
+
+
+class Gaussian(LocationScale):
+    """N(μ, σ²) (ClariNet): log p = -½((x-μ)/σ)² - log σ - ½ log 2π; ε ~ N(0, 1)."""
+
+    name = "gaussian"
+
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        mean, log_std = self._split(params)
+        mean, log_std = self.split(params)
         return -0.5 * ((x - mean) * torch.exp(-log_std)).square() - log_std - 0.5 * math.log(2 * math.pi)
 
     def standardise(self, u: Tensor) -> Tensor:
         eps = torch.finfo(u.dtype).eps
         return math.sqrt(2) * torch.erfinv(2 * u.clamp(eps, 1 - eps) - 1)
 
-    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
-        mean, log_std = self._split(params)
-        return torch.addcmul(mean, log_std.exp(), noise[:, 0], value=temperature).clamp_(-1, 1)
 
-    def mode(self, params: Tensor) -> Tensor:
-        return params[:, 0].clamp(-1, 1)
-
-
-class Logistic(OutputHead):
-    """Logistic(μ, s) with log s >= ``log_scale_min``: log p = -y - log s - 2 softplus(-y), y = (x-μ)/s.
-
-    A density on the real line; samples μ + T·s·ε with ε ~ Logistic(0, 1) are clamped to [-1, 1].
-    """
+class Logistic(LocationScale):
+    """Logistic(μ, s): log p = -y - log s - 2 softplus(-y) with y = (x-μ)/s; ε ~ Logistic(0, 1)."""
 
     name = "logistic"
-    bin_log_width = math.log(2 / (LEVELS - 1))
-
-    def __init__(self, log_scale_min: float = -7.0):
-        self.log_scale_min = log_scale_min
-        self.num_params = 2
-        self.noise_size = 1
-
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor]:
-        return params[:, 0], params[:, 1].clamp(min=self.log_scale_min)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        mean, log_scale = self._split(params)
+        mean, log_scale = self.split(params)
         y = (x - mean) * torch.exp(-log_scale)
         return -y - log_scale - 2 * F.softplus(-y)
 
     def standardise(self, u: Tensor) -> Tensor:
         return _logit(u)
-
-    def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
-        mean, log_scale = self._split(params)
-        return torch.addcmul(mean, log_scale.exp(), noise[:, 0], value=temperature).clamp_(-1, 1)
-
-    def mode(self, params: Tensor) -> Tensor:
-        return params[:, 0].clamp(-1, 1)
 
 
 class MuLawCategorical(OutputHead):
