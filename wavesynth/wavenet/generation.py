@@ -9,10 +9,11 @@ one step is captured as a CUDA graph and replayed.
 The weights are repacked so that a step costs few, large operations (tensors are feature-major with the
 batch last):
 
-* the conditioning terms of all layers come first, in one matmul: the upsampler is linear, shift-invariant
-  and shared by the mel channels, so V_l·upsample(mel) = upsample(V_l·mel); the projections P = V·mel of
-  all layers are precomputed at frame rate, and step t = n·hop + r takes Σ_q A[q, r]·P[n + q] over the
-  2Q+1 frames around it (A from ``ConditioningUpsampler.phase_weights``);
+* the conditioning terms of all layers come first: the upsampler is linear, shift-invariant and shared by
+  the mel channels, so V_l·upsample(mel) = upsample(V_l·mel); the projections P = V·mel of all layers are
+  precomputed at frame rate, and step t = n·hop + r needs Σ_q A[q, r]·P[n + q] over the 2Q+1 frames
+  around it (A from ``ConditioningUpsampler.phase_weights``); one matmul makes these for a chunk of
+  steps within a frame (at its first step), and each step copies its row;
 * per layer, z = b_l + U_l g + (V_l c)_t + W_l [h_l(t-(k-1)d_l), ..., h_l(t)], one matmul over the ring
   buffer taps and the new input; tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the tanh rows
   doubled one sigmoid gives s = [σ(2z₁), σ(z₂)], p = s₁·s₂, and the residual and skip 1x1 convolutions act
@@ -102,12 +103,17 @@ class GenerationState:
         self.num_reads = L * (k - 1)
         self.history = torch.zeros(sum(sizes), R, B, device=device, dtype=dtype)
 
-        # Conditioning projections of all layers at frame rate, Q zero frames either side, time-major; noise.
+        # Conditioning projections of all layers at frame rate, Q zero frames either side, time-major; the
+        # conditioning of the current chunk of steps (chunk divides hop, so a chunk lies within one frame).
         upsampler = model.upsampler
         self.hop, self.phase = cfg.hop_length, upsampler.phase_weights().T.contiguous()  # (hop, 2Q+1)
         self.window = torch.arange(2 * upsampler.context + 1, device=device)
         projections = F.pad(torch.matmul(w_cond, mel), (upsampler.context, upsampler.context))
         self.projections = projections.permute(2, 1, 0).contiguous()  # (F + 2Q, L·G, B)
+        self.chunk = max(c for c in range(1, 17) if self.hop % c == 0)
+        self.chunk_steps = torch.arange(self.chunk, device=device)
+        self.cond = torch.empty(self.chunk, L * G * B, device=device, dtype=dtype)
+        self._host_t = 0
         if noise is None:
             noise = head.draw_noise((B, T), generator, device, dtype)
         self.noise = noise.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, noise_size, B)
@@ -153,16 +159,27 @@ class GenerationState:
         """Back to t = 0 with empty queues (weights, mel and noise are kept)."""
         for buffer in (self.history, self.x, self.x_prev, self.output, self.t, self.slot):
             buffer.zero_()
+        self._host_t = 0
+
+    def _refill(self) -> None:
+        """Conditioning of steps t..t+chunk-1: Σ_q A[q, r]·P[n + q] + bias, one matmul."""
+        frame = torch.div(self.t, self.hop, rounding_mode="floor")
+        window = self.projections.index_select(0, frame + self.window)
+        phase = self.phase.index_select(0, torch.remainder(self.t, self.hop) + self.chunk_steps)
+        torch.addmm(self.bias, phase, window.view(len(self.window), -1), out=self.cond)
 
     def advance(self) -> Tensor:
-        """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1."""
+        """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1.
+
+        At the first step of every chunk it refills the conditioning (decided by a host-side counter, so a
+        CUDA graph of ``chunk`` steps from a chunk boundary is valid for every chunk).
+        """
+        if self._host_t % self.chunk == 0:
+            self._refill()
+        self._host_t += 1
         slots = self.slots.index_select(0, self.slot)[0]
         self.step_noise = self.noise.index_select(0, self.t)[0].T
-        window = self.projections.index_select(
-            0, torch.div(self.t, self.hop, rounding_mode="floor") + self.window
-        )
-        phase = self.phase.index_select(0, torch.remainder(self.t, self.hop))
-        torch.addmm(self.bias, phase, window.view(len(self.window), -1), out=self._z_row)
+        torch.index_select(self.cond, 0, torch.remainder(self.t, self.chunk), out=self._z_row)
         self._past.copy_(self.history.index_select(0, slots[: self.num_reads]).view(self._past_shape))
         torch.addmm(self.b_in, self.w_in, self.x_prev, out=self._h[0])
         for z, w_conv, x, gates, s2, s1, w_res, res_in, h, h_next in self._layers:
@@ -192,7 +209,7 @@ class GenerationState:
 
 
 def _run(state: GenerationState, use_cuda_graph: bool) -> None:
-    """``num_steps`` steps, replaying a CUDA graph of one step on CUDA devices."""
+    """``num_steps`` steps, replaying a CUDA graph of one chunk of steps on CUDA devices."""
     if not (use_cuda_graph and state.output.is_cuda):
         for _ in range(state.num_steps):
             state.step()
@@ -200,14 +217,16 @@ def _run(state: GenerationState, use_cuda_graph: bool) -> None:
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(3):
+        for _ in range(state.chunk):
             state.step()
     torch.cuda.current_stream().wait_stream(side)
+    state.reset()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        state.step()
+        for _ in range(state.chunk):
+            state.step()
     state.reset()
-    for _ in range(state.num_steps):
+    for _ in range(state.num_steps // state.chunk):
         graph.replay()
 
 
