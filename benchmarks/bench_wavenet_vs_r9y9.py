@@ -70,7 +70,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="mel frames per utterance (×256 samples)")
     parser.add_argument("--gen-frames", type=int, default=2, help="mel frames generated per utterance")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     config = WaveNetConfig()
