@@ -84,7 +84,7 @@ class GenerationState:
         self.w_res = torch.stack([torch.cat([-w[:R], 2 * w[:R], b[:R]], 1) for w, b in pairs])
         self.w_skip = torch.cat([torch.cat([-w[R:], 2 * w[R:], b[R:]], 1) for w, b in pairs], 1)
         self.w_in, self.b_in = model.input_conv.weight[..., 0], model.input_conv.bias.unsqueeze(1)
-        conv1, conv2 = model.output[1], model.output[3]
+        conv1, conv2 = model.output_hidden, model.output
         self.w_out1, self.b_out1 = conv1.weight[..., 0], conv1.bias.unsqueeze(1)
         self.w_out2, self.b_out2 = conv2.weight[..., 0], conv2.bias.unsqueeze(1)
 

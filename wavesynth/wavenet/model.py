@@ -39,12 +39,8 @@ class WaveNet(nn.Module):
             skip_channels=config.skip_channels,
             global_channels=config.speaker_dim if config.n_speakers else 0,
         )
-        self.output = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv1d(config.skip_channels, config.skip_channels, 1),
-            nn.ReLU(),
-            nn.Conv1d(config.skip_channels, self.head.num_params, 1),
-        )
+        self.output_hidden = nn.Conv1d(config.skip_channels, config.skip_channels, 1)
+        self.output = nn.Conv1d(config.skip_channels, self.head.num_params, 1)
 
     @property
     def receptive_field(self) -> int:
@@ -76,8 +72,8 @@ class WaveNet(nn.Module):
         w, b = self.input_conv.weight, self.input_conv.bias
         h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(x.unsqueeze(1)))
         _, skips = self.stack(h, mel, self.upsampler, self.speaker_vector(mel, speaker))
-        hidden = pointwise(self.output[1].weight, skips.relu(), self.output[1].bias.view(1, -1, 1))
-        return pointwise(self.output[3].weight, hidden.relu_(), self.output[3].bias.view(1, -1, 1))
+        hidden = pointwise(self.output_hidden.weight, skips.relu(), self.output_hidden.bias.view(1, -1, 1))
+        return pointwise(self.output.weight, hidden.relu_(), self.output.bias.view(1, -1, 1))
 
     def log_prob(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
         """log p(x_t | x_<t, c) per sample, (B, T)."""
