@@ -134,7 +134,7 @@ def main() -> None:
         with torch.inference_mode():
             peer.incremental_forward(c=gen_mel[:1], T=gen_T)
 
-    gen_repeats = max(1, args.repeats - 2)
+    gen_repeats = args.repeats
     generate = median_seconds(
         {
             "wavesynth b1": lambda: ours.generate(gen_mel[:1]),
