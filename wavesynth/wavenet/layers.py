@@ -111,7 +111,7 @@ class ResidualBlock(nn.Module):
         a = torch.sigmoid(gate_in) * (2 * torch.sigmoid(2 * tanh_in) - 1)
         out = pointwise(self.out.weight, a, self.out.bias.view(1, -1, 1))
         residual, skip = out.split([self.residual_channels, out.shape[1] - self.residual_channels], dim=1)
-        return (x + residual) * RESIDUAL_SCALE, (skip if skip.shape[1] else None)
+        return torch.add(x, residual).mul_(RESIDUAL_SCALE), (skip if skip.shape[1] else None)
 
 
 class WaveNetStack(nn.Module):
@@ -164,7 +164,7 @@ class WaveNetStack(nn.Module):
         for block in self.blocks:
             x, skip = block(x, mel, phase, global_cond)
             if skip is not None:
-                skips = skip if skips is None else skips + skip
+                skips = skip.clone() if skips is None else skips.add_(skip)
         return x, skips
 
 
