@@ -9,6 +9,17 @@ from wavesynth.wavenet import GenerationState
 HEADS = ["mol", "gaussian", "logistic", "mulaw"]
 
 
+def teacher_forced_params(model, mel, x, speaker=None):
+    """The cached path's head parameters (B, P, T) when x is fed back step by step."""
+    state = GenerationState(model, mel, speaker)
+    steps = []
+    with torch.inference_mode():
+        for t in range(x.shape[1]):
+            steps.append(state.advance().clone())
+            state.x_prev.copy_(x[:, t])
+    return torch.stack(steps, -1)
+
+
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kernel_size", [2, 3])
 @pytest.mark.parametrize("n_speakers", [0, 3])
@@ -19,13 +30,16 @@ def test_cached_steps_give_the_parallel_distribution(head, kernel_size, n_speake
     speaker = torch.tensor([2, 0]) if n_speakers else None
     with torch.no_grad():
         expected = model.distribution_params(x, mel, speaker)
-    state = GenerationState(model, mel, speaker)
-    steps = []
-    with torch.inference_mode():
-        for t in range(x.shape[1]):
-            steps.append(state.advance().clone())
-            state.x_prev.copy_(x[:, t])
-    torch.testing.assert_close(torch.stack(steps, -1), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(teacher_forced_params(model, mel, x, speaker), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_cached_steps_with_several_conditioning_chunks_per_frame():
+    """hop 32: the conditioning is refilled every 16 steps, twice per frame."""
+    model = tiny_wavenet(hop_length=32, upsample_scales=(4, 8), layers=4)
+    mel, x = random_inputs(model, batch=2, frames=3)
+    with torch.no_grad():
+        expected = model.distribution_params(x, mel)
+    torch.testing.assert_close(teacher_forced_params(model, mel, x), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("head", HEADS)
