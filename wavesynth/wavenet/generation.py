@@ -2,9 +2,10 @@
 
 Each layer l keeps a ring buffer of its last (k-1)·d_l inputs, so the dilated convolution at time t only
 needs the current input plus k-1 stored ones. ``GenerationState`` allocates everything once (ring buffers,
-activations, the conditioning and the head's noise for all steps, the output) and its ``step()`` has
-static shapes, reads the time index from a device tensor and never synchronises with the host, so on CUDA
-one step is captured as a CUDA graph and replayed.
+activations, the frame-rate conditioning, the head's noise for all steps, the output) and its ``step()``
+has static shapes, reads the time index from a device tensor and never synchronises with the host, so on
+CUDA a chunk of steps is captured as a CUDA graph and replayed. Memory is about 100 bytes per sample and
+utterance (noise, conditioning projections, output) plus the fixed state.
 
 The weights are repacked so that a step costs few, large operations (tensors are feature-major with the
 batch last):
@@ -15,9 +16,9 @@ batch last):
   around it (A from ``ConditioningUpsampler.phase_weights``); one matmul makes these for a chunk of
   steps within a frame (at its first step), and each step copies its row;
 * per layer, z = b_l + U_l g + (V_l c)_t + W_l [h_l(t-(k-1)d_l), ..., h_l(t)], one matmul over the ring
-  buffer taps and the new input; tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the tanh rows
-  doubled one sigmoid gives s = [σ(2z₁), σ(z₂)], p = s₁·s₂, and the residual and skip 1x1 convolutions act
-  linearly on [s₂, p, 1] with weights [-W, 2W, b];
+  buffer taps and the new input; tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the rows reordered to
+  [z₂, 2z₁] one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)], s₁ ← s₁·s₂ in place gives p, and the residual and
+  skip 1x1 convolutions act linearly on [s₂, p, 1] with weights [-W, 2W, b];
 * the skips of all layers are one matmul over the stacked activations at the end.
 """
 

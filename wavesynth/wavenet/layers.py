@@ -1,9 +1,10 @@
 """WaveNet building blocks, shared by the teacher and the student's IAF flows.
 
 Tensors are (batch, channels, time). ``WaveNetStack`` is the residual tower of gated, dilated, causal
-blocks with local conditioning c (already at sample rate, from ``ConditioningUpsampler``) and optional
-global conditioning g (e.g. a speaker embedding); with ``skip_channels=0`` it has no skip path and returns
-the last residual output, which is what an IAF flow uses.
+blocks with local conditioning on a mel-spectrogram (given at frame rate with a ``ConditioningUpsampler``,
+each block upsamples its own projection of it) and optional global conditioning g (e.g. a speaker
+embedding); with ``skip_channels=0`` it has no skip path and returns the last residual output, which is
+what an IAF flow uses.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class WaveNet(nn.Module):
     forward = log_prob
 
     def bits_per_sample(self, log_prob: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """-log2 P(x_t) averaged over samples (the first ``lengths[b]`` of row b), on 16-bit bins.
+        """-log2 P(x_t) averaged over samples (the first ``lengths[b]`` samples of row b), on 16-bit bins.
 
         For the continuous heads the density is turned into a bin probability by the 16-bit bin width.
         """
