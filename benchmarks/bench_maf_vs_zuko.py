@@ -18,6 +18,7 @@ from functools import partial
 
 import torch
 import zuko
+from timing import interleaved_seconds
 
 from wavesynth import flows
 from wavesynth.flows.toy_data import eight_gaussians, eight_gaussians_entropy
@@ -27,16 +28,6 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def interleaved_seconds(fns: dict, repeats: int) -> dict:
-    """Median wall time of each fn() over ``repeats`` rounds that call every fn once, after a warm-up."""
-    times = {name: [] for name in fns}
-    for round_ in range(repeats + 1):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if round_:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:

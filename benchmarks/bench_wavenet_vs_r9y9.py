@@ -19,31 +19,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
+from timing import interleaved_seconds
 from wavenet_vocoder import WaveNet as PeerWaveNet
 from wavenet_vocoder.mixture import discretized_mix_logistic_loss
 
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 
 
-def median_seconds(fns: dict, repeats: int) -> dict:
-    """Median wall time of each fn() over ``repeats`` rounds calling each fn once, after a warm-up round."""
-    times = {name: [] for name in fns}
-    for round_ in range(repeats + 1):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if round_:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = median_seconds({"mm": lambda: torch.matmul(a, b)}, repeats)["mm"]
+    seconds = interleaved_seconds({"mm": lambda: torch.matmul(a, b)}, repeats)["mm"]
     return 2 * n**3 / seconds
 
 
@@ -121,9 +108,9 @@ def main() -> None:
         ).backward()
 
     ours.eval(), peer.eval()
-    forward = median_seconds({"wavesynth": ours_forward, "r9y9": peer_forward}, args.repeats)
+    forward = interleaved_seconds({"wavesynth": ours_forward, "r9y9": peer_forward}, args.repeats)
     ours.train(), peer.train()
-    train = median_seconds({"wavesynth": ours_train, "r9y9": peer_train}, args.repeats)
+    train = interleaved_seconds({"wavesynth": ours_train, "r9y9": peer_train}, args.repeats)
 
     samples = args.batch * T
     gen_mel = torch.randn(16, config.n_mels, args.gen_frames)
@@ -135,7 +122,7 @@ def main() -> None:
             peer.incremental_forward(c=gen_mel[:1], T=gen_T)
 
     gen_repeats = args.repeats
-    generate = median_seconds(
+    generate = interleaved_seconds(
         {
             "wavesynth b1": lambda: ours.generate(gen_mel[:1]),
             "wavesynth b16": lambda: ours.generate(gen_mel),
@@ -144,7 +131,7 @@ def main() -> None:
         gen_repeats,
     )
     peer.make_generation_fast_()  # drops the weight-norm hooks, as r9y9's synthesis script does
-    generate["r9y9 fast b1"] = median_seconds({"r9y9": peer_generate}, gen_repeats)["r9y9"]
+    generate["r9y9 fast b1"] = interleaved_seconds({"r9y9": peer_generate}, gen_repeats)["r9y9"]
 
     rate = matmul_flops_per_second()
     flops = flops_per_sample(config, ours.head.num_params, ours.upsampler.context)
