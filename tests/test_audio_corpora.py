@@ -20,6 +20,13 @@ def test_ljspeech_reads_metadata_and_prefers_normalized_text(tmp_path):
     assert {u.speaker for u in utterances} == {"LJ"}
 
 
+def test_ljspeech_layout_with_flac_files(tmp_path):
+    touch(tmp_path / "metadata.csv", "LJ001-0001|Printing|\nLJ001-0002|in one.|\n")
+    touch(tmp_path / "wavs" / "LJ001-0001.flac")
+    paths = [u.path for u in read_corpus("ljspeech", tmp_path)]
+    assert paths == [tmp_path / "wavs" / "LJ001-0001.flac", tmp_path / "wavs" / "LJ001-0002.wav"]
+
+
 def test_vctk_speakers_transcripts_and_first_microphone(tmp_path):
     for speaker in ("p227", "p228"):
         for n in ("001", "002"):

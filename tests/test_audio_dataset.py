@@ -32,8 +32,8 @@ def caches(tmp_path_factory):
 
 
 def stored(dataset, index):
-    row = dataset.rows[index]
-    return np.load(dataset.cache.root / row["wave"]), np.load(dataset.cache.root / row["mel"])
+    root, row = dataset.rows[index]
+    return np.load(root / row["wave"]), np.load(root / row["mel"])
 
 
 def test_segments_are_aligned_crops_of_the_stored_features(caches):
@@ -48,12 +48,12 @@ def test_segments_are_aligned_crops_of_the_stored_features(caches):
             item["wave"][: inside * HOP].numpy(), wave[s * HOP : (s + inside) * HOP]
         )
         np.testing.assert_array_equal(item["mel"][:, :inside].numpy(), mel[:, s : s + inside])
-        assert item["speaker"] == dataset.speakers.index(dataset.rows[index]["speaker"])
+        assert item["speaker"] == dataset.speakers.index(dataset.rows[index][1]["speaker"])
 
 
 def test_short_utterances_and_context_are_padded_with_silence(caches):
     dataset = SegmentDataset(caches["hifigan-22k"], segment_frames=16, context_frames=3)
-    index = next(i for i, row in enumerate(dataset.rows) if row["id"] == "short")
+    index = next(i for i, (_, row) in enumerate(dataset.rows) if row["id"] == "short")
     item = dataset[index]
     wave, mel = stored(dataset, index)
     assert item["start"] == 0 and item["frames"] == mel.shape[1] == 12
@@ -111,3 +111,14 @@ def test_normalising_preset_yields_normalised_mels(caches):
     np.testing.assert_allclose(mels.std(axis=1), 1, atol=1e-3)
     with pytest.raises(ValueError, match="'nope' split is empty"):
         SegmentDataset(caches["pwg-22k"], split="nope")
+
+
+def test_several_caches_of_one_preset_concatenate(caches, tmp_path):
+    one = SegmentDataset(caches["hifigan-22k"], "train", segment_frames=None)
+    both = SegmentDataset([caches["hifigan-22k"], caches["hifigan-22k"]], "train", segment_frames=None)
+    assert len(both) == 2 * len(one) and both.speakers == one.speakers
+    assert torch.equal(both[len(one)]["wave"], one[0]["wave"])
+    with pytest.raises(ValueError, match="one preset"):
+        SegmentDataset([caches["hifigan-22k"], caches["pwg-22k"]], "train")
+    with pytest.raises(ValueError, match="normalises with corpus statistics"):
+        SegmentDataset([caches["pwg-22k"], caches["pwg-22k"]], "train")

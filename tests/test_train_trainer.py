@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 from test_train_toy import ToyTask, metrics_rows, toy_config
 
@@ -135,6 +136,10 @@ def test_run_folder_has_config_metrics_and_tensorboard_events(tmp_path):
     assert {"train/loss", "train/mse", "train/lr", "train/grad_norm", "train/samples_per_s",
             "val/loss", "val/mse"} <= names
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    clips = sorted(p.name for p in (run / "samples").glob("*.wav"))
+    assert clips == ["00000004_tone.wav", "00000008_tone.wav", "00000012_tone.wav"]
+    wave, rate = sf.read(run / "samples" / clips[0])
+    assert rate == 8000 and len(wave) == 800
     summary = [line for line in (run / "log.txt").read_text().splitlines() if "val loss" in line]
     assert len(summary) == 3 and "step 12/12" in summary[-1]
 

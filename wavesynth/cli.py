@@ -6,6 +6,7 @@ Every user mistake ends as one line on stderr and a non-zero exit status, never 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,30 @@ def _preprocess(args: argparse.Namespace) -> int:
                          progress=not args.quiet)
     print(summary.report())
     return 0 if summary.ok else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from wavesynth.train import NonFiniteError, Trainer, load_config
+
+    if args.model == "teacher":
+        from wavesynth.wavenet.task import TeacherTask
+
+        task_class, overrides = TeacherTask, args.overrides
+    else:
+        from wavesynth.parallel.task import StudentTask
+
+        task_class, overrides = StudentTask, [*args.overrides, f"teacher={args.teacher}"]
+    if not os.path.isfile(args.config):
+        raise CommandError(f"{args.config}: no such config file")
+    task = task_class(load_config(task_class.config_class, args.config, overrides))
+    try:
+        result = Trainer(task, resume=args.resume).fit()
+    except NonFiniteError as error:
+        raise CommandError(str(error)) from None
+    best = "none" if result.best_metric is None else f"{result.best_metric:.4g}"
+    print(f"{args.model}: step {result.step}, best validation loss {best}, "
+          f"last checkpoint {result.checkpoint}")
+    return 130 if result.interrupted else 0
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -63,7 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.set_defaults(run=_preprocess)
 
     train = commands.add_parser("train", help="train a teacher or distil a student")
-    train.set_defaults(run=_not_yet("train"))
+    models_to_train = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, text in (("teacher", "train a WaveNet teacher by maximum likelihood"),
+                       ("student", "distil a Parallel WaveNet student from a trained teacher")):
+        sub = models_to_train.add_parser(name, help=text)
+        sub.add_argument("--config", required=True, help="TOML config file, e.g. recipes/ljspeech/"
+                         f"{name}.toml")
+        if name == "student":
+            sub.add_argument("--teacher", required=True, metavar="CKPT", help="teacher checkpoint (.pt)")
+        sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+        sub.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. "
+                         "train.steps=1000 data.segment_frames=16")
+        sub.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="copy-synthesis metrics and a report")
     evaluate.set_defaults(run=_not_yet("evaluate"))

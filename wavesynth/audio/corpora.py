@@ -2,7 +2,8 @@
 
 Layouts (``root`` is the folder given on the command line):
 
-- ``ljspeech``: ``metadata.csv`` (``id|text|normalized text``) and ``wavs/<id>.wav``; one speaker, "LJ".
+- ``ljspeech``: ``metadata.csv`` (``id|text|normalized text``) and ``wavs/<id>.wav`` (or ``.flac`` etc.); one
+  speaker, "LJ".
 - ``vctk``: ``wav/<speaker>/*`` (or ``wav48/``, ``wav48_silence_trimmed/``), transcripts in
   ``txt/<speaker>/<id>.txt`` when present; of VCTK 0.92's two microphones only ``_mic1`` is kept.
 - ``arctic``: ``cmu_us_<speaker>_arctic/wav/*.wav`` under ``root`` (or ``root`` is one such folder),
@@ -57,8 +58,16 @@ def read_ljspeech(root: Path) -> list[Utterance]:
         if len(fields) < 2 or not fields[0]:
             raise ValueError(f"{metadata}:{number}: expected 'id|text|normalized text'")
         text = fields[2] if len(fields) > 2 and fields[2] else fields[1]
-        utterances.append(Utterance(fields[0], root / "wavs" / f"{fields[0]}.wav", "LJ", text))
+        utterances.append(Utterance(fields[0], _ljspeech_audio(root / "wavs", fields[0]), "LJ", text))
     return utterances
+
+
+def _ljspeech_audio(folder: Path, uid: str) -> Path:
+    """``wavs/<id>.wav``, or the first ``<id>.<ext>`` in another audio format (e.g. FLAC) if that exists."""
+    wav = folder / f"{uid}.wav"
+    if wav.is_file():
+        return wav
+    return next((p for p in map(folder.joinpath, (uid + e for e in AUDIO_EXTENSIONS)) if p.is_file()), wav)
 
 
 def read_vctk(root: Path) -> list[Utterance]:

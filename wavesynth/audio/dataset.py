@@ -11,6 +11,7 @@ drawn from ``numpy.random.default_rng([seed, epoch, i])``: call ``set_epoch`` ea
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,8 +22,9 @@ from .features import MelExtractor
 
 
 class SegmentDataset(Dataset):
-    """Map-style dataset over one split of a feature cache (works with any sampler, e.g.
-    ``DistributedSampler``). Items are dicts: ``wave`` (segment_frames·hop,), ``mel``
+    """Map-style dataset over one split of one or more feature caches of one preset (speakers merged by
+    name); works with any sampler, e.g. ``DistributedSampler``. ``rows`` holds (cache root, manifest row)
+    pairs. Items are dicts: ``wave`` (segment_frames·hop,), ``mel``
     (n_mels, segment_frames + 2·context), ``speaker`` (index into ``speakers``), ``frames`` (how many
     of the segment's frames lie inside the utterance) and ``start`` (the segment's first frame).
     ``segment_frames=None`` gives whole utterances (``collate`` pads them into a batch). Mels are
@@ -31,22 +33,32 @@ class SegmentDataset(Dataset):
 
     def __init__(
         self,
-        cache: str | os.PathLike | FeatureCache,
+        cache: str | os.PathLike | FeatureCache | Sequence[str | os.PathLike | FeatureCache],
         split: str = "train",
         segment_frames: int | None = 32,
         context_frames: int = 0,
         seed: int = 0,
     ) -> None:
-        self.cache = cache if isinstance(cache, FeatureCache) else FeatureCache.open(cache)
-        self.config = self.cache.config
-        self.rows = self.cache.split(split)
+        sources = [cache] if isinstance(cache, str | os.PathLike | FeatureCache) else list(cache)
+        if not sources:
+            raise ValueError("SegmentDataset needs at least one feature cache")
+        caches = [c if isinstance(c, FeatureCache) else FeatureCache.open(c) for c in sources]
+        self.cache, self.config = caches[0], caches[0].config
+        for other in caches[1:]:
+            if other.config != self.config:
+                raise ValueError(f"{other.root} was made with preset {other.config.name!r}, "
+                                 f"{self.cache.root} with {self.config.name!r}: use caches of one preset")
+        if self.config.normalize and len(caches) > 1:
+            raise ValueError(f"preset {self.config.name!r} normalises with corpus statistics, so its "
+                             "caches cannot be mixed; preprocess the corpora into one cache")
+        self.rows = [(c.root, row) for c in caches for row in c.split(split)]
         if not self.rows:
-            raise ValueError(f"{self.cache.root}: the {split!r} split is empty")
+            raise ValueError(f"{', '.join(str(c.root) for c in caches)}: the {split!r} split is empty")
         if (segment_frames is not None and segment_frames <= 0) or context_frames < 0:
             raise ValueError("segment_frames must be positive (or None) and context_frames >= 0")
         self.segment_frames, self.context_frames = segment_frames, context_frames
         self.seed, self.epoch = seed, 0
-        self.speakers = self.cache.speakers
+        self.speakers = list(dict.fromkeys(name for c in caches for name in c.speakers))
         self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
         zeros = torch.zeros(self.config.min_samples)
         with torch.no_grad():
@@ -63,9 +75,9 @@ class SegmentDataset(Dataset):
         return self.cache.stats.normalize(mel) if self.config.normalize else mel
 
     def __getitem__(self, index: int) -> dict:
-        row, hop, context = self.rows[index], self.config.hop_length, self.context_frames
-        mel = np.load(self.cache.root / row["mel"], mmap_mode="r")
-        wave = np.load(self.cache.root / row["wave"], mmap_mode="r")
+        (root, row), hop, context = self.rows[index], self.config.hop_length, self.context_frames
+        mel = np.load(root / row["mel"], mmap_mode="r")
+        wave = np.load(root / row["wave"], mmap_mode="r")
         total = mel.shape[1]
         length = self.segment_frames or total
         rng = np.random.default_rng([self.seed, self.epoch, index])

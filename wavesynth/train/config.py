@@ -1,7 +1,8 @@
 """Configs: plain dataclasses, loaded from TOML files with ``key=value`` overrides and strict validation.
 
 A config is a dataclass whose fields are ``bool``, ``int``, ``float``, ``str``, ``Literal[...]``,
-``X | None``, ``list[X]``, ``tuple[X, ...]``/``tuple[X, Y]`` or another config dataclass (a TOML table).
+``X | None``, ``list[X]``, ``tuple[X, ...]``/``tuple[X, Y]``, ``dict[str, X]`` (``X`` may be ``Any``) or
+another config dataclass (a TOML table).
 Value checks beyond types go in ``__post_init__`` as ``ValueError("name must be ..., got ...")``; errors
 are reported with the full dotted key, e.g. ``train.lr must be > 0, got -1.0``.
 """
@@ -186,6 +187,12 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         if value not in args:
             raise ValueError(f"{key} must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{key} must be a table, got {value!r}")
+        if args[1] is Any:
+            return dict(value)
+        return {k: _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ValueError(f"{key} must be a list, got {value!r}")

@@ -1,11 +1,14 @@
-"""Metrics of a run: TensorBoard event files, ``metrics.csv`` (step,name,value) and ``log.txt`` lines."""
+"""Metrics of a run: TensorBoard event files, ``metrics.csv`` (step,name,value), ``log.txt`` lines and
+``samples/<step>_<name>.wav`` for audio samples."""
 
 from __future__ import annotations
 
 import csv
+import os
 import time
 from pathlib import Path
 
+import soundfile as sf
 from tqdm import tqdm
 
 from .task import Audio, Image
@@ -51,8 +54,17 @@ class RunLogger:
             if isinstance(sample, Audio):
                 wave = sample.wave.detach().float().cpu().clamp(-1, 1).reshape(1, -1)
                 self._tb.add_audio(f"samples/{name}", wave, step, sample_rate=sample.sample_rate)
+                self._write_wav(self.run_dir / "samples" / f"{step:08d}_{name}.wav", wave[0].numpy(),
+                                sample.sample_rate)
             else:
                 self._tb.add_image(f"samples/{name}", sample.pixels.detach().float().cpu().clamp(0, 1), step)
+
+    @staticmethod
+    def _write_wav(path: Path, wave, sample_rate: int) -> None:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        sf.write(tmp, wave, sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
 
     def line(self, text: str) -> None:
         """Print a line (without breaking the progress bar) and append it to ``log.txt``."""

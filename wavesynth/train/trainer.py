@@ -132,6 +132,8 @@ class Trainer:
         """Training micro-batches forever, epoch after epoch, from the current data position on."""
         while True:
             self.sampler.set_position(self.epoch, self.epoch_batches * self.micro_batch)
+            if hasattr(self.loader.dataset, "set_epoch"):  # e.g. fresh random crops each epoch
+                self.loader.dataset.set_epoch(self.epoch)
             self._loader_rng.manual_seed(self.config.seed + 1_000_003 * self.epoch + self.info.rank)
             for batch in self.loader:
                 self.epoch_batches += 1
