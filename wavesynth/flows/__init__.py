@@ -18,6 +18,7 @@ from .multiscale import FactorOut, Squeeze, Unsqueeze
 from .normalization import ActNorm, BatchNorm
 from .permutations import Permutation, RandomPermutation, ReversePermutation
 from .preprocessing import Logit, bits_per_dim, dequantize
+from .vae import VAE
 
 __all__ = [
     "ActNorm",
@@ -51,6 +52,7 @@ __all__ = [
     "StandardNormal",
     "Transform",
     "Unsqueeze",
+    "VAE",
     "bits_per_dim",
     "coupling_mask",
     "dequantize",
