@@ -1,0 +1,33 @@
+"""The Parallel WaveNet student (an IAF stack over logistic noise) and the distillation losses.
+
+Training lives in ``wavesynth.parallel.task`` (``StudentTask``, run by ``wavesynth train student``).
+"""
+
+from .config import StudentConfig
+from .losses import (
+    GaussianKL,
+    ReverseKL,
+    contrastive_loss,
+    cross_entropy,
+    gaussian_kl,
+    power_loss,
+    reverse_kl,
+    student_entropy,
+    teacher_log_density,
+)
+from .student import IAFFlow, ParallelWaveNet
+
+__all__ = [
+    "GaussianKL",
+    "IAFFlow",
+    "ParallelWaveNet",
+    "ReverseKL",
+    "StudentConfig",
+    "contrastive_loss",
+    "cross_entropy",
+    "gaussian_kl",
+    "power_loss",
+    "reverse_kl",
+    "student_entropy",
+    "teacher_log_density",
+]

@@ -1,0 +1,86 @@
+"""StudentConfig: the Parallel WaveNet student's hyper-parameters, a plain dataclass that validates itself."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass
+class StudentConfig:
+    """Size and conditioning of an IAF student.
+
+    Flow k is a WaveNet-like stack of ``flow_layers[k]`` gated residual layers (no skip path) in
+    ``flow_cycles[k]`` dilation cycles (dilations 1, 2, ..., 2^(layers/cycles - 1) per cycle), with
+    ``channels`` residual and ``gate_channels`` gate channels (tanh and sigmoid halves). The defaults are
+    Parallel WaveNet's: 4 flows of 10, 10, 10 and 30 layers (dilations 1..512, the last one 3 cycles),
+    64 channels, logistic noise. ``noise`` = "gaussian" gives ClariNet's student (z ~ N(0, 1)).
+    ``shared_upsampler`` uses one mel upsampler for all flows (else one per flow); Π ``upsample_scales``
+    must equal ``hop_length``. Each flow's log-scale log s_k is clamped below at ``log_scale_min``.
+    """
+
+    flow_layers: tuple[int, ...] = (10, 10, 10, 30)
+    flow_cycles: tuple[int, ...] = (1, 1, 1, 3)
+    kernel_size: int = 3
+    channels: int = 64
+    gate_channels: int = 128
+    noise: Literal["logistic", "gaussian"] = "logistic"
+    n_mels: int = 80
+    hop_length: int = 256
+    upsample_scales: tuple[int, ...] = (4, 4, 4, 4)
+    shared_upsampler: bool = True
+    log_scale_min: float = -7.0
+
+    def __post_init__(self) -> None:
+        self.flow_layers = tuple(self.flow_layers)
+        self.flow_cycles = tuple(self.flow_cycles)
+        self.upsample_scales = tuple(self.upsample_scales)
+        for name in ("channels", "gate_channels", "n_mels", "hop_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"StudentConfig.{name} must be a positive integer, got {value!r}")
+        if not self.flow_layers or any(not isinstance(n, int) or n < 1 for n in self.flow_layers):
+            raise ValueError(f"StudentConfig.flow_layers must be positive integers, got {self.flow_layers}")
+        if len(self.flow_cycles) != len(self.flow_layers):
+            raise ValueError(
+                f"StudentConfig.flow_cycles {self.flow_cycles} must give one cycle count per flow "
+                f"({len(self.flow_layers)} flows)"
+            )
+        for layers, cycles in zip(self.flow_layers, self.flow_cycles, strict=True):
+            if not isinstance(cycles, int) or cycles < 1 or layers % cycles:
+                raise ValueError(
+                    f"StudentConfig.flow_cycles: each flow's layers must be a multiple of its cycles, got "
+                    f"{layers} layers in {cycles} cycles"
+                )
+        if not isinstance(self.kernel_size, int) or self.kernel_size < 2:
+            raise ValueError(f"StudentConfig.kernel_size must be an integer >= 2, got {self.kernel_size!r}")
+        if self.gate_channels % 2:
+            raise ValueError(
+                f"StudentConfig.gate_channels must be even (tanh and sigmoid halves), "
+                f"got {self.gate_channels}"
+            )
+        if self.noise not in ("logistic", "gaussian"):
+            raise ValueError(f"StudentConfig.noise must be 'logistic' or 'gaussian', got {self.noise!r}")
+        if not self.upsample_scales or any(not isinstance(s, int) or s < 1 for s in self.upsample_scales):
+            raise ValueError(
+                f"StudentConfig.upsample_scales must be positive integers, got {self.upsample_scales}"
+            )
+        if math.prod(self.upsample_scales) != self.hop_length:
+            raise ValueError(
+                f"StudentConfig.upsample_scales {self.upsample_scales} multiply to "
+                f"{math.prod(self.upsample_scales)}, not hop_length {self.hop_length}"
+            )
+        if not math.isfinite(self.log_scale_min):
+            raise ValueError(f"StudentConfig.log_scale_min must be finite, got {self.log_scale_min!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StudentConfig:
+        """Inverse of ``to_dict``; unknown keys are a ValueError."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown StudentConfig keys: {sorted(unknown)}")
+        return cls(**values)

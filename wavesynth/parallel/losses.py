@@ -1,0 +1,162 @@
+"""Probability density distillation: the loss terms, each a scalar in nats per sample (mean over batch, time).
+
+The student draws x = g(z, c) with p_S(x_t | z_<t) a logistic (or Gaussian) with parameters (μ_tot, s_tot);
+one pass of the frozen teacher over x gives p_T(x_t | x_<t, c) for every t, differentiably in x. Then
+
+    KL(p_S ‖ p_T) = H(p_S, p_T) - H(p_S),
+    H(p_S)       = E[Σ_t log s_tot] + T·h(ε)        (h(ε) = 2 for logistic noise, ½ log 2πe for Gaussian),
+    H(p_S, p_T)  = Σ_t E_{x_<t} E_{x_t ~ p_S(x_t | z_<t)}[-log p_T(x_t | x_<t)],
+
+where the inner expectation is estimated with M fresh draws x_t^(m) = μ_tot + s_tot·ε^(m) scored against
+the teacher's distribution at t (which depends on x_<t only). Gradients reach the student through the
+draws and through the teacher's input x_<t. With a Gaussian teacher and a Gaussian student the per-step
+KL is closed form (ClariNet). Auxiliary terms: a power loss on STFT magnitudes and a contrastive term that
+rewards a large KL against the teacher given a mismatched mel.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..wavenet.distributions import LEVELS, OutputHead, make_head
+
+#: Differential entropy h(ε) of one standard noise sample, in nats.
+NOISE_ENTROPY = {"logistic": 2.0, "gaussian": 0.5 * math.log(2 * math.pi * math.e)}
+
+#: Teacher heads whose log-probability is differentiable in x (the mu-law head quantises x).
+DISTILLABLE_HEADS = ("mol", "gaussian", "logistic")
+
+_LOG_BIN_WIDTH = math.log(2 / (LEVELS - 1))
+
+
+class ReverseKL(NamedTuple):
+    """KL(p_S ‖ p_T) = cross_entropy - entropy, each in nats per sample."""
+
+    kl: Tensor
+    cross_entropy: Tensor
+    entropy: Tensor
+
+
+class GaussianKL(NamedTuple):
+    """ClariNet's objective ``loss`` = kl + λ·log_scale_penalty, in nats per sample."""
+
+    loss: Tensor
+    kl: Tensor
+    log_scale_penalty: Tensor
+
+
+def check_teacher_head(head: OutputHead) -> None:
+    """ValueError unless the teacher's head gives a density differentiable in x."""
+    if head.name not in DISTILLABLE_HEADS:
+        raise ValueError(
+            f"cannot distil from a teacher with the {head.name!r} head: its log-probability is not "
+            f"differentiable in x; use one of {', '.join(DISTILLABLE_HEADS)}"
+        )
+
+
+def teacher_log_density(head: OutputHead, params: Tensor, x: Tensor) -> Tensor:
+    """log p_T(x) as a density on [-1, 1]: a 16-bit bin probability is divided by the bin width 2/(2^16-1).
+
+    ``params`` (B, P, *) broadcasts against x (B, *), e.g. params (B, P, 1, T) for M draws x (B, M, T).
+    """
+    return head.log_prob(params, x) + head.bin_log_width - _LOG_BIN_WIDTH
+
+
+def student_entropy(log_s_tot: Tensor, noise: str = "logistic") -> Tensor:
+    """H(p_S) per sample: mean of log s_tot + h(ε) (exact given the log-scales of the student's samples)."""
+    return log_s_tot.mean() + NOISE_ENTROPY[noise]
+
+
+def cross_entropy(
+    teacher_head: OutputHead,
+    teacher_params: Tensor,
+    mu_tot: Tensor,
+    log_s_tot: Tensor,
+    noise: str = "logistic",
+    samples: int = 4,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Monte Carlo H(p_S, p_T) per sample from M = ``samples`` draws of p_S(x_t | z_<t) at every t.
+
+    ``teacher_params`` (B, P, T) are the teacher's head parameters from one pass over the student's sample.
+    """
+    B, T = mu_tot.shape
+    eps = make_head(noise).draw_noise((B, samples, T), generator, mu_tot.device, mu_tot.dtype)[:, 0]
+    draws = torch.addcmul(mu_tot.unsqueeze(1), log_s_tot.exp().unsqueeze(1), eps)  # (B, M, T)
+    return -teacher_log_density(teacher_head, teacher_params.unsqueeze(2), draws).mean()
+
+
+def reverse_kl(
+    teacher_head: OutputHead,
+    teacher_params: Tensor,
+    mu_tot: Tensor,
+    log_s_tot: Tensor,
+    noise: str = "logistic",
+    samples: int = 4,
+    generator: torch.Generator | None = None,
+) -> ReverseKL:
+    """KL(p_S ‖ p_T) = H(p_S, p_T) - H(p_S) per sample, with its two parts (see ``cross_entropy``)."""
+    h_cross = cross_entropy(teacher_head, teacher_params, mu_tot, log_s_tot, noise, samples, generator)
+    h_student = student_entropy(log_s_tot, noise)
+    return ReverseKL(h_cross - h_student, h_cross, h_student)
+
+
+def gaussian_kl(
+    teacher_mean: Tensor,
+    teacher_log_std: Tensor,
+    mu_tot: Tensor,
+    log_s_tot: Tensor,
+    log_scale_weight: float = 4.0,
+) -> GaussianKL:
+    """ClariNet: closed-form KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) per step, q the student, p the teacher,
+
+        KL = log σ_p - log σ_q + (σ_q² + (μ_q - μ_p)²) / (2σ_p²) - ½,
+
+    plus the regulariser λ·(log σ_p - log σ_q)² (λ = ``log_scale_weight``, 4 in ClariNet), which keeps
+    the student's scale near the teacher's where the KL alone is flat. μ_q, log σ_q = μ_tot, log s_tot.
+    """
+    log_ratio = teacher_log_std - log_s_tot
+    inv_var_p = torch.exp(-2 * teacher_log_std)
+    kl = log_ratio + 0.5 * (torch.exp(2 * log_s_tot) + (mu_tot - teacher_mean).square()) * inv_var_p - 0.5
+    kl, penalty = kl.mean(), log_ratio.square().mean()
+    return GaussianKL(kl + log_scale_weight * penalty, kl, penalty)
+
+
+def contrastive_loss(
+    teacher_head: OutputHead,
+    mismatched_params: Tensor,
+    mu_tot: Tensor,
+    log_s_tot: Tensor,
+    noise: str = "logistic",
+    samples: int = 4,
+    closed_form: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """-KL(p_S(·|c) ‖ p_T(·|c')): minimising γ times this (γ = 0.3 in Parallel WaveNet) pushes the student
+    away from the teacher given a mismatched mel c' (its params from one teacher pass over the same x).
+
+    ``closed_form`` uses ``gaussian_kl`` (Gaussian teacher and student), else the sampled estimate.
+    """
+    if closed_form:
+        mean, log_std = teacher_head.split(mismatched_params)
+        return -gaussian_kl(mean, log_std, mu_tot, log_s_tot).kl
+    return -reverse_kl(teacher_head, mismatched_params, mu_tot, log_s_tot, noise, samples, generator).kl
+
+
+def stft_magnitude(x: Tensor, n_fft: int = 1024, hop_length: int = 256) -> Tensor:
+    """|STFT(x)| (B, n_fft/2 + 1, frames) with a periodic Hann window of n_fft samples, centred frames."""
+    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
+    return torch.stft(x, n_fft, hop_length, window=window, return_complex=True).abs()
+
+
+def power_loss(x: Tensor, target: Tensor, n_fft: int = 1024, hop_length: int = 256) -> Tensor:
+    """mean over batch, bins and frames of (|STFT(x)| - |STFT(y)|)² for student audio x, real audio y.
+
+    Parallel WaveNet's power loss in ClariNet's form (magnitudes rather than powers, which keeps loud and
+    quiet frames on one scale): it makes the student match the energy per frequency band of speech.
+    """
+    return (stft_magnitude(x, n_fft, hop_length) - stft_magnitude(target, n_fft, hop_length)).square().mean()

@@ -1,0 +1,156 @@
+"""The Parallel WaveNet student: a stack of K inverse autoregressive flows over logistic (or Gaussian) noise.
+
+Flow k maps its input z^(k-1) (z^(0) = z, the noise) to
+
+    z^(k)_t = z^(k-1)_t · s_k + μ_k,    (μ_k, log s_k) = f_k(z^(k-1)_<t, c),
+
+where f_k is a WaveNet stack without skip path that sees the strict past of its input (the input is shifted
+right by one sample) and the whole upsampled mel c. Each flow is affine in its current input with
+coefficients that depend on the past only, so the composition is too:
+
+    x_t = z^(K)_t = z_t · s_tot + μ_tot,   s_tot = Π_k s_k,   μ_tot = Σ_k μ_k Π_{j>k} s_j,
+
+with (μ_tot, s_tot) functions of z_<t. The Jacobian ∂x/∂z is lower triangular with diagonal s_tot, so
+log|det| = Σ_t log s_tot, and p_S(x_t | z_<t) is the noise's distribution shifted by μ_tot and scaled by
+s_tot: Logistic(μ_tot, s_tot) for logistic noise (N(μ_tot, s_tot²) for Gaussian noise). Sampling is one
+parallel pass per flow over all T samples, batched over utterances.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..wavenet.distributions import LocationScale, make_head
+from ..wavenet.layers import ConditioningUpsampler, WaveNetStack, pointwise, shift_right
+from .config import StudentConfig
+
+
+class IAFFlow(nn.Module):
+    """One flow: input 1x1 on shift_right(z), a skip-less WaveNet stack, output 1x1 to (μ_k, log s_k).
+
+    The output weights start small, so each flow starts close to the affine map z·1 + b.
+    """
+
+    def __init__(self, layers: int, cycles: int, config: StudentConfig):
+        super().__init__()
+        self.log_scale_min = config.log_scale_min
+        self.input_conv = nn.Conv1d(1, config.channels, 1)
+        self.stack = WaveNetStack(
+            layers, cycles, config.kernel_size, config.channels, config.gate_channels, config.n_mels
+        )
+        self.output = nn.Conv1d(config.channels, 2, 1)
+        nn.init.normal_(self.output.weight, std=0.01)
+
+    @property
+    def receptive_field(self) -> int:
+        """(μ_k, s_k) at t depend on the input at t - receptive_field, ..., t - 1."""
+        return self.stack.receptive_field
+
+    def forward(self, z: Tensor, mel: Tensor, upsampler: ConditioningUpsampler) -> tuple[Tensor, Tensor]:
+        """(μ_k, log s_k), each (B, T), from the flow input z (B, T) and mel (B, n_mels, T / hop)."""
+        w, b = self.input_conv.weight, self.input_conv.bias
+        h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(z.unsqueeze(1)))
+        h, _ = self.stack(h, mel, upsampler)
+        mu, log_s = pointwise(self.output.weight, h, self.output.bias.view(1, -1, 1)).unbind(1)
+        return mu, log_s.clamp(min=self.log_scale_min)
+
+
+class ParallelWaveNet(nn.Module):
+    """The IAF student: ``forward(z, mel) -> (x, μ_tot, log s_tot)`` and ``sample(mel)``.
+
+    Chunked synthesis: the output at sample t depends on z_t, z_{t-R..t-1} (R = ``receptive_field``) and,
+    through the upsampler, on mel frames up to ``mel_context_frames`` (Q) either side of the frames it uses.
+    So a chunk of mel frames [a, b) with its noise gives exactly the unchunked output for samples of frames
+    [a + L, b - Q), L = ``chunk_context_frames[0]`` = Q + ceil(R / hop), Q = ``chunk_context_frames[1]``.
+    """
+
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        #: p_S(x_t | z_<t) as a location-scale head with params (μ_tot, log s_tot); also draws the noise ε.
+        self.noise_head: LocationScale = make_head(config.noise, log_scale_min=-math.inf)
+        count = 1 if config.shared_upsampler else len(config.flow_layers)
+        self.upsamplers = nn.ModuleList(ConditioningUpsampler(config.upsample_scales) for _ in range(count))
+        self.flows = nn.ModuleList(
+            IAFFlow(layers, cycles, config)
+            for layers, cycles in zip(config.flow_layers, config.flow_cycles, strict=True)
+        )
+
+    def upsampler(self, k: int) -> ConditioningUpsampler:
+        """The mel upsampler of flow k (the shared one when ``config.shared_upsampler``)."""
+        return self.upsamplers[0 if self.config.shared_upsampler else k]
+
+    @property
+    def receptive_field(self) -> int:
+        """R = Σ_k R_k: x_t depends on z_t and the R samples of z before it."""
+        return sum(flow.receptive_field for flow in self.flows)
+
+    @property
+    def mel_context_frames(self) -> int:
+        """Q: the upsampled mel in frame n depends on mel frames n - Q .. n + Q."""
+        return max(upsampler.context for upsampler in self.upsamplers)
+
+    @property
+    def chunk_context_frames(self) -> tuple[int, int]:
+        """(left, right) mel frames a chunk needs around the frames whose samples it must get exactly."""
+        Q = self.mel_context_frames
+        return Q + math.ceil(self.receptive_field / self.config.hop_length), Q
+
+    def _check(self, z: Tensor, mel: Tensor) -> None:
+        cfg = self.config
+        if mel.dim() != 3 or mel.shape[1] != cfg.n_mels:
+            raise ValueError(f"mel must be (batch, {cfg.n_mels}, frames), got {tuple(mel.shape)}")
+        expected = (mel.shape[0], mel.shape[2] * cfg.hop_length)
+        if tuple(z.shape) != expected:
+            raise ValueError(f"z must be (batch, frames * hop_length) = {expected}, got {tuple(z.shape)}")
+
+    def forward(self, z: Tensor, mel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x, μ_tot, log s_tot, each (B, T), for noise z (B, T) and mel (B, n_mels, T / hop).
+
+        Flow by flow: x ← x·s_k + μ_k, μ_tot ← μ_tot·s_k + μ_k, log s_tot ← log s_tot + log s_k.
+        """
+        self._check(z, mel)
+        x, mu_tot, log_s_tot = z, torch.zeros_like(z), torch.zeros_like(z)
+        for k, flow in enumerate(self.flows):
+            mu, log_s = flow(x, mel, self.upsampler(k))
+            s = log_s.exp()
+            x = torch.addcmul(mu, x, s)
+            mu_tot = torch.addcmul(mu, mu_tot, s)
+            log_s_tot = log_s_tot + log_s
+        return x, mu_tot, log_s_tot
+
+    def draw_noise(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """ε of ``shape`` from the noise distribution (standard logistic or normal)."""
+        return self.noise_head.draw_noise(shape, generator, device, dtype)[:, 0]
+
+    def step_log_prob(self, x: Tensor, mu_tot: Tensor, log_s_tot: Tensor) -> Tensor:
+        """log p_S(x_t | z_<t): the noise density of (x - μ_tot)/s_tot minus log s_tot, per sample."""
+        return self.noise_head.log_prob(torch.stack([mu_tot, log_s_tot], 1), x)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        mel: Tensor,
+        temperature: float = 1.0,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """x (B, frames·hop) from mel (B, n_mels, frames): the flows applied to z = temperature·ε.
+
+        ε is ``noise`` (B, frames·hop) when given, else drawn from ``generator`` on the model's device.
+        """
+        param = next(self.parameters())
+        mel = mel.to(param.device, param.dtype)
+        if noise is None:
+            shape = (mel.shape[0], mel.shape[-1] * self.config.hop_length)
+            noise = self.draw_noise(shape, generator, param.device, param.dtype)
+        return self(temperature * noise.to(param.device, param.dtype), mel)[0]

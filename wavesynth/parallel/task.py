@@ -1,0 +1,205 @@
+"""Distilling a student from a trained teacher: ``wavesynth train student --config FILE --teacher CKPT``.
+
+Each step draws noise z, runs the student x = g(z, c) on a training crop's mel c, runs the frozen teacher
+once over x and minimises
+
+    kl_weight · KL(p_S ‖ p_T) + power_weight · power loss + contrastive_weight · (-KL(p_S ‖ p_T(·|c'))),
+
+with the KL sampled (Parallel WaveNet, M draws per step) or closed form (ClariNet, Gaussian teacher and
+student, plus λ times the log-scale regulariser); c' is a mismatched mel (the batch rolled by one, or the
+mel reversed in time for a batch of one). Every term is logged. Validation reports the KL estimate, the
+teacher's NLL of the student's samples, the student's entropy, the power loss and the log-mel L1 distance
+between the student's audio and the real audio of the same mel, and writes audio samples.
+
+The teacher is loaded lazily (``teacher`` property) from the checkpoint named by ``DistillConfig.teacher``,
+with its EMA weights, frozen and in eval mode; it is held on the task, outside the student's module tree,
+so it is in no state_dict, optimiser or DDP wrapper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import Tensor, nn
+
+from ..audio import MelExtractor, SegmentDataset, get_preset
+from ..train import Audio, Task, TrainConfig, load_trained
+from ..wavenet import WaveNet
+from ..wavenet.task import AudioDataConfig, TeacherTask
+from .config import StudentConfig
+from .losses import (
+    check_teacher_head,
+    contrastive_loss,
+    gaussian_kl,
+    power_loss,
+    reverse_kl,
+    student_entropy,
+    teacher_log_density,
+)
+from .student import ParallelWaveNet
+
+
+@dataclass
+class LossConfig:
+    """The distillation objective (the ``[loss]`` table); defaults from Parallel WaveNet and ClariNet."""
+
+    kl: Literal["sampled", "gaussian"] = "sampled"  # Monte Carlo reverse KL, or ClariNet's closed form
+    kl_weight: float = 1.0
+    samples: int = 4  # M draws of p_S(x_t | z_<t) per step for the sampled cross-entropy
+    log_scale_weight: float = 4.0  # ClariNet's λ on (log σ_T - log σ_S)², closed form only
+    power_weight: float = 1.0  # power loss on |STFT| (0 disables)
+    contrastive_weight: float = 0.3  # γ, Parallel WaveNet (0 disables; saves one teacher pass)
+    n_fft: int = 1024  # STFT of the power loss: Hann window of n_fft samples
+    fft_hop: int = 256
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        for name in ("kl_weight", "log_scale_weight", "power_weight", "contrastive_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.n_fft < 2 or not 1 <= self.fft_hop <= self.n_fft:
+            raise ValueError(f"n_fft must be >= 2 and fft_hop in [1, n_fft], got {self.n_fft} and "
+                             f"{self.fft_hop}")
+
+
+@dataclass
+class DistillConfig:
+    """A student run (``recipes/<corpus>/student.toml``); ``teacher`` is set by ``--teacher CKPT``."""
+
+    teacher: str = ""  # the teacher's training checkpoint (best.pt or step-*.pt of a teacher run)
+    model: StudentConfig = field(default_factory=StudentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: AudioDataConfig = field(default_factory=AudioDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        mel = get_preset(self.data.preset)
+        if (self.model.n_mels, self.model.hop_length) != (mel.n_mels, mel.hop_length):
+            raise ValueError(f"model.n_mels, model.hop_length = {self.model.n_mels}, {self.model.hop_length} "
+                             f"must match preset {mel.name!r} ({mel.n_mels}, {mel.hop_length})")
+        if self.loss.kl == "gaussian" and self.model.noise != "gaussian":
+            raise ValueError("loss.kl = 'gaussian' (ClariNet) needs a Gaussian student: set model.noise = "
+                             "'gaussian'")
+
+
+def _bare(model: nn.Module) -> ParallelWaveNet:
+    """The student itself, also when ``model`` is its DistributedDataParallel wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def mismatched(mel: Tensor) -> Tensor:
+    """Other utterances' mels for the contrastive loss: the batch rolled by one (reversed in time if B=1)."""
+    return mel.roll(1, dims=0) if mel.shape[0] > 1 else mel.flip(-1)
+
+
+class StudentTask(Task):
+    """Probability density distillation of :class:`ParallelWaveNet` from a frozen WaveNet teacher."""
+
+    config_class = DistillConfig
+
+    def __init__(self, config: DistillConfig) -> None:
+        super().__init__(config)
+        self._teacher: WaveNet | None = None
+
+    @property
+    def teacher(self) -> WaveNet:
+        """The frozen teacher, loaded from ``config.teacher`` on first use."""
+        if self._teacher is None:
+            if not self.config.teacher:
+                raise ValueError("no teacher: set teacher = 'path/to/teacher.pt' (wavesynth train student "
+                                 "--teacher CKPT)")
+            _, teacher = load_trained(self.config.teacher, TeacherTask, map_location=self.device)
+            self.set_teacher(teacher)
+        return self._teacher
+
+    def set_teacher(self, teacher: WaveNet) -> None:
+        """Use ``teacher`` (frozen here: no gradients to its weights, eval mode), after checking it fits."""
+        check_teacher_head(teacher.head)
+        t, s = teacher.config, self.config.model
+        if (t.n_mels, t.hop_length) != (s.n_mels, s.hop_length):
+            raise ValueError(f"the teacher has n_mels, hop_length = {t.n_mels}, {t.hop_length}, the student "
+                             f"{s.n_mels}, {s.hop_length}")
+        if self.config.loss.kl == "gaussian" and teacher.head.name != "gaussian":
+            raise ValueError(f"loss.kl = 'gaussian' needs a teacher with the Gaussian head, not "
+                             f"{teacher.head.name!r}; use loss.kl = 'sampled'")
+        self._teacher = teacher.requires_grad_(False).eval().to(self.device)
+
+    def build_model(self) -> ParallelWaveNet:
+        return ParallelWaveNet(self.config.model)
+
+    def train_data(self) -> SegmentDataset:
+        data = self.config.data
+        self._segments = data.dataset("train", data.segment_frames, self.config.train.seed)
+        return self._segments
+
+    def val_data(self) -> SegmentDataset:
+        data = self.config.data
+        return data.dataset("valid", data.val_segment_frames, self.config.train.seed)
+
+    def collate(self, items: list[dict]) -> dict:
+        return self._segments.collate(items)
+
+    def _speaker(self, batch: dict) -> Tensor | None:
+        return batch["speaker"] if self.teacher.config.n_speakers else None
+
+    def loss(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
+        """The weighted terms on one batch; every term is returned for the logs, "loss" is their sum."""
+        cfg, noise = self.config.loss, self.config.model.noise
+        mel, speaker = batch["mel"], self._speaker(batch)
+        z = _bare(model).draw_noise(batch["wave"].shape, device=mel.device, dtype=mel.dtype)
+        x, mu_tot, log_s_tot = model(z, mel)
+        params = self.teacher.distribution_params(x, mel, speaker)
+        closed_form = cfg.kl == "gaussian"
+        if closed_form:
+            mean, log_std = self.teacher.head.split(params)
+            clarinet = gaussian_kl(mean, log_std, mu_tot, log_s_tot, cfg.log_scale_weight)
+            terms = {"kl": clarinet.kl, "log_scale_penalty": clarinet.log_scale_penalty,
+                     "entropy": student_entropy(log_s_tot.detach(), noise)}
+            total = cfg.kl_weight * clarinet.loss
+        else:
+            kl = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples)
+            terms = {"kl": kl.kl, "cross_entropy": kl.cross_entropy, "entropy": kl.entropy}
+            total = cfg.kl_weight * kl.kl
+        if cfg.power_weight:
+            terms["power"] = power_loss(x, batch["wave"], cfg.n_fft, cfg.fft_hop)
+            total = total + cfg.power_weight * terms["power"]
+        if cfg.contrastive_weight:
+            other = self.teacher.distribution_params(x, mismatched(mel), speaker)
+            terms["contrastive"] = contrastive_loss(self.teacher.head, other, mu_tot, log_s_tot, noise,
+                                                    cfg.samples, closed_form)
+            total = total + cfg.contrastive_weight * terms["contrastive"]
+        return {"loss": total, **terms}
+
+    def validate(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
+        """KL estimate ("loss"), teacher NLL of the student's samples, entropy, power loss, log-mel L1."""
+        cfg, noise = self.config.loss, self.config.model.noise
+        mel, wave = batch["mel"], batch["wave"]
+        z = _bare(model).draw_noise(wave.shape, device=mel.device, dtype=mel.dtype)
+        x, mu_tot, log_s_tot = model(z, mel)
+        params = self.teacher.distribution_params(x, mel, self._speaker(batch))
+        kl = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples)
+        mel_l1 = (self._mel_extractor(x) - self._mel_extractor(wave)).abs().mean()
+        return {
+            "loss": kl.kl,
+            "teacher_nll": -teacher_log_density(self.teacher.head, params, x).mean(),
+            "entropy": kl.entropy,
+            "power": power_loss(x, wave, cfg.n_fft, cfg.fft_hop),
+            "log_mel_l1": mel_l1,
+        }
+
+    def _mel_extractor(self, wave: Tensor) -> Tensor:
+        if not hasattr(self, "_extractor"):
+            self._extractor = MelExtractor(get_preset(self.config.data.preset)).to(wave.device)
+        return self._extractor.log_mel(wave)
+
+    def samples(self, model: nn.Module) -> dict[str, Audio]:
+        """Audio the student makes from held-out mels (the EMA model, temperature 1)."""
+        data = self.config.data
+        if not data.samples:
+            return {}
+        batch, names = data.held_out(self.config.train.seed)
+        waves = model.sample(batch["mel"].to(self.device)).clamp(-1, 1)
+        rate = get_preset(data.preset).sample_rate
+        return {name: Audio(wave, rate) for name, wave in zip(names, waves, strict=True)}
