@@ -71,7 +71,7 @@ def test_importance_weighted_estimate_converges_to_exact_log_p_for_one_latent(pr
         exact = torch.logsumexp(joint, 0) + math.log(24 / 24000)
         estimate = vae.log_prob(x, 20000)
         elbo = vae.elbo(x, 20000)
-    torch.testing.assert_close(estimate, exact, atol=0.02, rtol=0)
+    torch.testing.assert_close(estimate, exact, atol=0.05, rtol=0)
     assert bool((elbo < exact - 0.1).all())
 
 
