@@ -1,0 +1,138 @@
+"""Distillation losses: exact entropy, sampled vs closed-form KL, gradients, power and contrastive terms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from test_parallel_student import inputs, tiny_student
+from torch.distributions import Normal, kl_divergence
+from wavenet_checks import tiny_wavenet
+
+from wavesynth.parallel import (
+    contrastive_loss,
+    cross_entropy,
+    gaussian_kl,
+    power_loss,
+    reverse_kl,
+    student_entropy,
+)
+from wavesynth.parallel.losses import check_teacher_head, teacher_log_density
+from wavesynth.wavenet import make_head
+
+
+def tiny_teacher(head: str = "gaussian", dtype: torch.dtype = torch.float64):
+    """A tiny untrained teacher (5 mels, hop 4 like the tiny student), frozen."""
+    return tiny_wavenet(dtype, head=head).requires_grad_(False)
+
+
+@pytest.mark.parametrize("noise", ["logistic", "gaussian"])
+def test_entropy_formula_matches_monte_carlo(noise):
+    """H(p_S)/T = E[log s_tot] + h(ε) against -1/T E[log p_S(x)] over many student samples."""
+    student = tiny_student(noise=noise)
+    z, mel = inputs(student, batch=2048, frames=2)
+    with torch.no_grad():
+        x, mu_tot, log_s_tot = student(z, mel)
+        log_p = student.step_log_prob(x, mu_tot, log_s_tot)
+    monte_carlo = -log_p.mean()
+    standard_error = log_p.sum(1).std() / x.shape[1] / math.sqrt(x.shape[0])
+    assert abs(student_entropy(log_s_tot, noise) - monte_carlo) < 4 * standard_error
+    assert log_s_tot.std() > 0.02  # the entropy really varies with z_<t
+
+
+def test_sampled_kl_matches_the_closed_form_for_gaussians():
+    """Gaussian teacher and student: the M-sample estimate converges to ClariNet's closed-form KL."""
+    student, teacher = tiny_student(noise="gaussian"), tiny_teacher("gaussian")
+    z, mel = inputs(student, batch=2, frames=2)
+    with torch.no_grad():
+        x, mu_tot, log_s_tot = student(z, mel)
+        params = teacher.distribution_params(x, mel)
+        exact = gaussian_kl(*teacher.head.split(params), mu_tot, log_s_tot)
+        sampled = reverse_kl(teacher.head, params, mu_tot, log_s_tot, "gaussian", samples=100_000)
+    torch.testing.assert_close(sampled.kl, exact.kl, rtol=0.01, atol=0.01)
+    torch.testing.assert_close(sampled.kl, sampled.cross_entropy - sampled.entropy)
+    mean, log_std = teacher.head.split(params)
+    by_torch = kl_divergence(Normal(mu_tot, log_s_tot.exp()), Normal(mean, log_std.exp())).mean()
+    torch.testing.assert_close(exact.kl, by_torch)
+    torch.testing.assert_close(exact.log_scale_penalty, (log_std - log_s_tot).square().mean())
+    torch.testing.assert_close(exact.loss, exact.kl + 4 * exact.log_scale_penalty)
+
+
+@pytest.mark.parametrize("head", ["mol", "gaussian", "logistic"])
+def test_gradients_reach_every_student_parameter_and_no_teacher_parameter(head):
+    student, teacher = tiny_student(dtype=torch.float32), tiny_teacher(head, torch.float32)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    z, mel = inputs(student, batch=2, frames=6)
+    wave = torch.rand(2, 24) - 0.5
+    x, mu_tot, log_s_tot = student(z, mel)
+    params = teacher.distribution_params(x, mel)
+    other = teacher.distribution_params(x, mel.roll(1, 0))
+    loss = (reverse_kl(teacher.head, params, mu_tot, log_s_tot).kl + power_loss(x, wave, 16, 4)
+            + 0.3 * contrastive_loss(teacher.head, other, mu_tot, log_s_tot))
+    loss.backward()
+    for name, p in student.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in teacher.parameters())
+    assert not teacher.training
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+
+
+def test_gradients_through_the_closed_form_kl_and_the_teacher_input():
+    student = tiny_student(dtype=torch.float32, noise="gaussian")
+    teacher = tiny_teacher("gaussian", torch.float32)
+    z, mel = inputs(student, batch=2, frames=6)
+    x, mu_tot, log_s_tot = student(z, mel)
+    x.retain_grad()
+    gaussian_kl(*teacher.head.split(teacher.distribution_params(x, mel)), mu_tot, log_s_tot).loss.backward()
+    assert x.grad.abs().sum() > 0  # the teacher's input carries gradient back to the student
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def test_teacher_density_of_a_mixture_head_is_per_unit_of_amplitude():
+    """The 16-bit bin probability of a wide MoL component, over the bin width, is the logistic density."""
+    mol, logistic = make_head("mol", num_components=1), make_head("logistic")
+    params = torch.tensor([[[0.0], [0.1], [-2.0]]], dtype=torch.float64)  # logit, mean, log-scale
+    x = torch.tensor([[0.05]], dtype=torch.float64)
+    expected = teacher_log_density(logistic, params[:, 1:], x)
+    torch.testing.assert_close(teacher_log_density(mol, params, x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_cross_entropy_draws_score_each_step_against_its_own_teacher_distribution():
+    """With a delta-like student at x_t = a_t, H(p_S, p_T) is -mean log p_T(a_t)."""
+    head = make_head("gaussian", log_scale_min=-30.0)
+    params = torch.randn(2, 2, 5, dtype=torch.float64)
+    a = torch.randn(2, 5, dtype=torch.float64)
+    tiny = torch.full_like(a, -25.0)
+    expected = -head.log_prob(params, a).mean()
+    torch.testing.assert_close(cross_entropy(head, params, a, tiny, samples=3), expected)
+
+
+def test_power_loss():
+    x = torch.randn(2, 4096) * 0.1
+    assert power_loss(x, x) == 0
+    assert power_loss(x, 2 * x) > 0
+    silence = torch.zeros(1, 4096, requires_grad=True)
+    power_loss(silence, torch.randn(1, 4096)).backward()
+    assert torch.isfinite(silence.grad).all()
+
+
+def test_contrastive_loss_is_minus_the_mismatched_kl():
+    student, teacher = tiny_student(noise="gaussian"), tiny_teacher("gaussian")
+    z, mel = inputs(student, batch=2, frames=3)
+    with torch.no_grad():
+        x, mu_tot, log_s_tot = student(z, mel)
+        other = teacher.distribution_params(x, mel.roll(1, 0))
+        closed = contrastive_loss(teacher.head, other, mu_tot, log_s_tot, "gaussian", closed_form=True)
+        torch.testing.assert_close(closed, -gaussian_kl(*teacher.head.split(other), mu_tot, log_s_tot).kl)
+        generator = torch.Generator().manual_seed(3)
+        sampled = contrastive_loss(teacher.head, other, mu_tot, log_s_tot, "gaussian", 8, generator=generator)
+        generator.manual_seed(3)
+        kl = reverse_kl(teacher.head, other, mu_tot, log_s_tot, "gaussian", 8, generator)
+    torch.testing.assert_close(sampled, -kl.kl)
+
+
+def test_mu_law_teacher_is_rejected():
+    with pytest.raises(ValueError, match="not differentiable"):
+        check_teacher_head(make_head("mulaw"))
+    check_teacher_head(make_head("mol"))

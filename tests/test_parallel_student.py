@@ -1,0 +1,156 @@
+"""The IAF student: exact composition of the flows, change of variables, causality, chunking, config."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+
+from wavesynth.flows import StandardLogistic, StandardNormal
+from wavesynth.parallel import ParallelWaveNet, StudentConfig
+from wavesynth.train import from_dict, load_config, to_dict
+
+HOP = 4
+
+
+def tiny_config(**overrides) -> StudentConfig:
+    """2 flows of 2 and 3 layers, 8/8 channels, 5 mels, hop 4 (receptive field 7 + 15 = 22 samples)."""
+    values = dict(flow_layers=(2, 3), flow_cycles=(1, 1), channels=8, gate_channels=8, n_mels=5,
+                  hop_length=HOP, upsample_scales=(2, 2))
+    values.update(overrides)
+    return StudentConfig(**values)
+
+
+def tiny_student(dtype: torch.dtype = torch.float64, **overrides) -> ParallelWaveNet:
+    """A tiny student whose flows are far from the identity (output weights as large as the others)."""
+    student = ParallelWaveNet(tiny_config(**overrides)).to(dtype)
+    with torch.no_grad():
+        for flow in student.flows:
+            flow.output.weight.normal_(0, 0.3)
+    return student
+
+
+def inputs(student: ParallelWaveNet, batch: int = 2, frames: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise z (batch, frames·hop) and a random mel (batch, n_mels, frames)."""
+    dtype = next(student.parameters()).dtype
+    mel = torch.randn(batch, student.config.n_mels, frames, dtype=dtype)
+    return student.draw_noise((batch, frames * HOP), dtype=dtype), mel
+
+
+def test_flows_one_by_one_equal_the_closed_form():
+    student = tiny_student()
+    z, mel = inputs(student)
+    x, mu_tot, log_s_tot = student(z, mel)
+    h, log_s_sum, coefficients = z, torch.zeros_like(z), []
+    for k, flow in enumerate(student.flows):
+        mu, log_s = flow(h, mel, student.upsampler(k))
+        h = h * log_s.exp() + mu
+        log_s_sum = log_s_sum + log_s
+        coefficients.append((mu, log_s))
+    # μ_tot = Σ_k μ_k Π_{j>k} s_j, s_tot = Π_k s_k
+    mu_closed = sum(mu * math.prod(c[1].exp() for c in coefficients[k + 1:])
+                    for k, (mu, _) in enumerate(coefficients))
+    torch.testing.assert_close(x, h, rtol=0, atol=1e-12)
+    torch.testing.assert_close(log_s_tot, log_s_sum, rtol=0, atol=1e-12)
+    torch.testing.assert_close(mu_tot, mu_closed, rtol=0, atol=1e-12)
+    torch.testing.assert_close(x, z * log_s_tot.exp() + mu_tot, rtol=0, atol=1e-12)
+    assert log_s_tot.std() > 0.1 and mu_tot.std() > 0.1  # the flows really transform z
+
+
+@pytest.mark.parametrize("noise", ["logistic", "gaussian"])
+def test_change_of_variables_gives_the_location_scale_density(noise):
+    """log p_z(z) - log|det ∂x/∂z| (autograd Jacobian) = Σ_t log p(x_t; μ_tot, s_tot), one utterance."""
+    student = tiny_student(noise=noise)
+    z, mel = inputs(student, batch=1, frames=4)
+    x, mu_tot, log_s_tot = student(z, mel)
+    J = jacobian(lambda v: student(v.unsqueeze(0), mel)[0][0], z[0])
+    assert torch.equal(J.triu(1), torch.zeros_like(J))  # x_t depends on z_<=t only
+    torch.testing.assert_close(J.diagonal(), log_s_tot[0].exp(), rtol=1e-12, atol=0)
+    base = (StandardLogistic if noise == "logistic" else StandardNormal)(z.shape[1]).double()
+    by_change_of_variables = base.log_prob(z) - torch.linalg.slogdet(J)[1]
+    by_density = student.step_log_prob(x, mu_tot, log_s_tot).sum(1)
+    torch.testing.assert_close(by_change_of_variables, by_density, rtol=1e-10, atol=1e-10)
+
+
+def test_receptive_field_is_the_exact_dependency_on_past_noise():
+    student = tiny_student(flow_layers=(2, 2), kernel_size=2)  # R = (1+2+1) + (1+2+1) = 8
+    z, mel = inputs(student, batch=1, frames=5)
+    R, T = student.receptive_field, z.shape[1]
+    assert R == 8
+    J = jacobian(lambda v: student(v.unsqueeze(0), mel)[0][0], z[0])
+    lags = torch.arange(T).unsqueeze(1) - torch.arange(T)  # t - t'
+    assert torch.equal(J[(lags < 0) | (lags > R)], torch.zeros(int(((lags < 0) | (lags > R)).sum()),
+                                                               dtype=J.dtype))
+    assert (J.diagonal(-R) != 0).all()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_chunks_with_context_equal_one_pass(shared):
+    """A chunk of frames [a, b) with the same noise gives the unchunked samples of frames [a + L, b - Q)."""
+    student = tiny_student(shared_upsampler=shared)
+    assert len(student.upsamplers) == (1 if shared else 2)
+    z, mel = inputs(student, batch=2, frames=24)
+    full = student.sample(mel, noise=z)
+    left, right = student.chunk_context_frames
+    assert (left, right) == (student.mel_context_frames + math.ceil(22 / HOP), student.mel_context_frames)
+    a, b = 3, 3 + left + 5 + right
+    chunk = student.sample(mel[..., a:b], noise=z[:, a * HOP:b * HOP])
+    torch.testing.assert_close(chunk[:, left * HOP:(b - a - right) * HOP],
+                               full[:, (a + left) * HOP:(b - right) * HOP], rtol=0, atol=1e-12)
+    assert not torch.allclose(chunk[:, :HOP], full[:, a * HOP:(a + 1) * HOP])  # the context is needed
+
+
+def test_sample_shapes_temperature_and_given_noise():
+    student = tiny_student(dtype=torch.float32)
+    z, mel = inputs(student, batch=3, frames=5)
+    x = student.sample(mel, noise=z)
+    assert x.shape == (3, 20) and not x.requires_grad
+    torch.testing.assert_close(x, student(z, mel)[0])
+    torch.testing.assert_close(student.sample(mel, temperature=0.5, noise=z), student(0.5 * z, mel)[0])
+    cold = student.sample(mel, temperature=0.0)
+    torch.testing.assert_close(cold, student(torch.zeros_like(z), mel)[0])
+    generator = torch.Generator().manual_seed(1)
+    again = torch.Generator().manual_seed(1)
+    torch.testing.assert_close(student.sample(mel, generator=generator), student.sample(mel, generator=again))
+
+
+def test_bad_shapes_are_clear_errors():
+    student = tiny_student()
+    z, mel = inputs(student, batch=2, frames=4)
+    with pytest.raises(ValueError, match="mel must be"):
+        student(z, mel[:, :3])
+    with pytest.raises(ValueError, match="z must be"):
+        student(z[:, :-1], mel)
+
+
+def test_paper_defaults_and_receptive_field():
+    config = StudentConfig()
+    assert config.flow_layers == (10, 10, 10, 30) and config.channels == 64 and config.noise == "logistic"
+    student = ParallelWaveNet(config)
+    assert student.receptive_field == 3 * (2 * 1023 + 1) + (2 * 3 * 1023 + 1)
+
+
+def test_config_round_trips_and_validates():
+    config = tiny_config(noise="gaussian", shared_upsampler=False)
+    assert StudentConfig.from_dict(config.to_dict()) == config
+    assert from_dict(StudentConfig, to_dict(config)) == config  # the training configs' loader
+    loaded = load_config(StudentConfig, overrides=["flow_layers=[6, 6]", "flow_cycles=[1, 2]", "channels=32"])
+    assert loaded.flow_layers == (6, 6) and loaded.flow_cycles == (1, 2) and loaded.channels == 32
+    bad = [
+        (dict(flow_layers=(2, 3), flow_cycles=(1,)), "one cycle count per flow"),
+        (dict(flow_layers=(3,), flow_cycles=(2,)), "multiple of its cycles"),
+        (dict(flow_layers=()), "flow_layers"),
+        (dict(channels=0), "channels"),
+        (dict(gate_channels=7), "even"),
+        (dict(kernel_size=1), "kernel_size"),
+        (dict(noise="uniform"), "noise"),
+        (dict(upsample_scales=(2, 3)), "hop_length"),
+        (dict(log_scale_min=float("nan")), "log_scale_min"),
+    ]
+    for overrides, message in bad:
+        with pytest.raises(ValueError, match=message):
+            tiny_config(**{"flow_cycles": (1,) * len(overrides.get("flow_layers", (2, 3))), **overrides})
+    with pytest.raises(ValueError, match="unknown StudentConfig keys"):
+        StudentConfig.from_dict({"layers": 3})
