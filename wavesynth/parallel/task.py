@@ -19,6 +19,7 @@ so it is in no state_dict, optimiser or DDP wrapper.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from torch import Tensor, nn
@@ -110,7 +111,13 @@ class StudentTask(Task):
             if not self.config.teacher:
                 raise ValueError("no teacher: set teacher = 'path/to/teacher.pt' (wavesynth train student "
                                  "--teacher CKPT)")
-            _, teacher = load_trained(self.config.teacher, TeacherTask, map_location=self.device)
+            path = Path(self.config.teacher)
+            if not path.is_file():
+                raise ValueError(f"{path}: no such teacher checkpoint")
+            try:
+                _, teacher = load_trained(path, TeacherTask, map_location=self.device)
+            except ValueError as error:
+                raise ValueError(f"{path} is not a teacher checkpoint: {error}") from None
             self.set_teacher(teacher)
         return self._teacher
 

@@ -1,0 +1,100 @@
+"""`wavesynth train student`: distillation through the CLI, from a tiny teacher on a tiny corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from test_wavenet_task import TINY, cache, val_metrics, write_config  # noqa: F401 (cache is a fixture)
+
+from wavesynth.cli import main
+from wavesynth.parallel import ParallelWaveNet
+from wavesynth.parallel.task import DistillConfig, StudentTask
+from wavesynth.train import load_config, load_trained
+from wavesynth.wavenet import WaveNet, WaveNetConfig
+
+STUDENT = [
+    "model.flow_layers=[2, 2]", "model.flow_cycles=[1, 1]", "model.channels=8", "model.gate_channels=8",
+    "data.segment_frames=4", "data.val_segment_frames=8", "data.sample_seconds=0.05", "train.batch_size=2",
+    "train.warmup_steps=0", "train.lr=1e-2", "train.progress=false", "train.log_every=1", "loss.samples=2",
+]
+
+
+@pytest.fixture(scope="module")
+def teacher(cache, tmp_path_factory) -> Path:  # noqa: F811
+    """A tiny Gaussian-head teacher trained for two steps."""
+    folder = tmp_path_factory.mktemp("teacher")
+    config = write_config(folder / "teacher.toml", cache, folder / "run")
+    args = ["train", "teacher", "--config", str(config), *TINY, "model.head=gaussian", "train.steps=2",
+            "data.samples=0"]
+    assert main(args) == 0
+    return folder / "run" / "step-00000002.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kl", ["sampled", "gaussian"])
+def test_train_student_logs_every_term_writes_audio_and_resumes(cache, teacher, tmp_path, kl):  # noqa: F811
+    config, run = write_config(tmp_path / "student.toml", cache, tmp_path / "run"), tmp_path / "run"
+    noise = "gaussian" if kl == "gaussian" else "logistic"
+    args = ["train", "student", "--config", str(config), "--teacher", str(teacher), *STUDENT,
+            f"loss.kl={kl}", f"model.noise={noise}", "train.val_every=2", "train.save_every=2"]
+    assert main([*args, "train.steps=2"]) == 0
+    metrics = val_metrics(run)[2]
+    assert set(metrics) == {"loss", "teacher_nll", "entropy", "power", "log_mel_l1"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    train_terms = (run / "metrics.csv").read_text()
+    for term in ["train/kl", "train/entropy", "train/power", "train/contrastive"]:
+        assert term in train_terms
+    assert ("train/log_scale_penalty" in train_terms) == (kl == "gaussian")
+    clips = sorted((run / "samples").glob("00000002_*.wav"))
+    wave, rate = sf.read(clips[0])
+    assert len(clips) == 2 and rate == 22050 and len(wave) == 4 * 256
+
+    assert main([*args, "train.steps=3", "--resume"]) == 0
+    task, student = load_trained(run / "step-00000003.pt", StudentTask)  # no teacher needed
+    assert isinstance(student, ParallelWaveNet) and task.config.teacher == str(teacher)
+    assert not any(key.startswith("teacher") for key in torch.load(run / "step-00000003.pt")["model"])
+    assert student.sample(torch.zeros(1, 80, 3)).shape == (1, 3 * 256)
+
+
+def test_bad_student_configs_are_one_line_errors(tmp_path, capsys):
+    config = write_config(tmp_path / "student.toml", tmp_path / "cache", tmp_path / "run")
+    base = ["train", "student", "--config", str(config), "--teacher", str(tmp_path / "teacher.pt"), *STUDENT]
+    cases = [
+        (["loss.kl=gaussian"], "needs a Gaussian student"),
+        (["model.n_mels=40"], "must match preset"),
+        (["loss.samples=0"], "loss.samples must be >= 1"),
+        (["model.flow_cycles=[1]"], "one cycle count per flow"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("wavesynth: error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_the_teacher_must_exist_and_be_a_teacher(tmp_path):
+    config = load_config(DistillConfig)
+    with pytest.raises(ValueError, match="no teacher"):
+        StudentTask(config).teacher  # noqa: B018
+    config.teacher = str(tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="none.pt: no such teacher checkpoint"):
+        StudentTask(config).teacher  # noqa: B018
+    assert config.model.flow_layers == (10, 10, 10, 30) and config.loss.contrastive_weight == 0.3
+
+
+def test_set_teacher_freezes_it_and_checks_that_it_fits():
+    task = StudentTask(load_config(DistillConfig))
+    small = dict(layers=2, cycles=1, residual_channels=4, gate_channels=4, skip_channels=4)
+    teacher = WaveNet(WaveNetConfig(**small)).train()
+    task.set_teacher(teacher)
+    assert task.teacher is teacher and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(ValueError, match="not differentiable"):
+        task.set_teacher(WaveNet(WaveNetConfig(**small, head="mulaw")))
+    with pytest.raises(ValueError, match="n_mels, hop_length"):
+        task.set_teacher(WaveNet(WaveNetConfig(**small, n_mels=40)))
+    clarinet = load_config(DistillConfig, overrides=["loss.kl=gaussian", "model.noise=gaussian"])
+    with pytest.raises(ValueError, match="needs a teacher with the Gaussian head"):
+        StudentTask(clarinet).set_teacher(teacher)
