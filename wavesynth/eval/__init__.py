@@ -1,0 +1,17 @@
+"""Evaluation: objective metrics, the Griffin-Lim baseline, and copy-synthesis reports with figures.
+
+PESQ, STOI and the figures need the ``eval`` extra (``pip install wavesynth[eval]``).
+"""
+
+from .griffin_lim import griffin_lim, mel_to_magnitude
+from .metrics import log_mel_distance, mel_cepstral_distortion, pesq_wideband, real_time_factor, stoi
+
+__all__ = [
+    "griffin_lim",
+    "log_mel_distance",
+    "mel_cepstral_distortion",
+    "mel_to_magnitude",
+    "pesq_wideband",
+    "real_time_factor",
+    "stoi",
+]

@@ -1,0 +1,117 @@
+"""Objective metrics of a synthesised waveform against its reference (copy-synthesis).
+
+Both signals are float waveforms at the same rate; the longer one is cut to the shorter one's length, so a
+vocoder's output (``frames · hop`` samples) compares with the reference it was analysed from.
+
+* ``log_mel_distance`` (dB): on the model's mel filterbank and STFT (``MelConfig``), magnitudes
+  M = max(mel, floor) with floor = max(log_floor, 1e-5), per frame the RMS over bins of 20·log10(M̂/M),
+  averaged over frames: D = 1/F Σ_t sqrt(1/N Σ_m (20 log10 M̂[m,t] - 20 log10 M[m,t])²).
+* ``mel_cepstral_distortion`` (dB): mel-cepstra c_1..c_D of the log mel power spectrum
+  L = ln max(mel², floor²) by a DCT-II over the N bins, c_d = 1/N Σ_m L_m cos(π d (m + ½) / N), so that
+  L_m ≈ c_0 + 2 Σ_d c_d cos(π d (m + ½) / N); then MCD = 10·sqrt(2)/ln 10 · 1/F Σ_t sqrt(Σ_{d=1..D} Δc_d²)
+  (c_0, the level, excluded). By Parseval this is the RMS dB distance of the cepstrally smoothed mel power
+  spectra, less their level difference.
+* ``pesq_wideband``: ITU-T P.862.2 wide-band PESQ (MOS-LQO, -0.5 .. 4.64) of the ``pesq`` package on both
+  signals resampled to 16 kHz; NaN when PESQ finds no speech in the reference.
+* ``stoi``: short-time objective intelligibility (Taal et al. 2011, ``pystoi``; 0 .. 1).
+* ``real_time_factor``: seconds spent synthesising / seconds of audio produced (< 1: faster than real time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import librosa
+import numpy as np
+import torch
+
+from ..audio import MelConfig, MelExtractor
+
+PESQ_RATE = 16000
+MCD_ORDER = 24
+MCD_CONSTANT = 10 * math.sqrt(2) / math.log(10)
+DISTANCE_FLOOR = 1e-5  # magnitude floor of the distances: -100 dB re. a unit mel magnitude
+
+
+def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64 (T,), cut to the common length; ValueError for other shapes or non-finite values."""
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if reference.ndim != 1 or estimate.ndim != 1:
+        raise ValueError(f"expected two waveforms of shape (T,), got {reference.shape} and {estimate.shape}")
+    if not (np.isfinite(reference).all() and np.isfinite(estimate).all()):
+        raise ValueError("waveforms hold NaN or infinite samples")
+    length = min(reference.shape[0], estimate.shape[0])
+    return reference[:length], estimate[:length]
+
+
+def _mel_magnitudes(reference: np.ndarray, estimate: np.ndarray, config: MelConfig) -> torch.Tensor:
+    """(2, n_mels, frames) mel magnitudes of both signals, floored at max(log_floor, DISTANCE_FLOOR)."""
+    reference, estimate = _pair(reference, estimate)
+    extractor = MelExtractor(config)
+    with torch.no_grad():
+        log_mel = extractor.log_mel(torch.from_numpy(np.stack([reference, estimate])))
+    mel = torch.exp(log_mel) if config.log == "ln" else torch.pow(10.0, log_mel)
+    return mel.clamp_min(max(config.log_floor, DISTANCE_FLOOR))
+
+
+def log_mel_distance(reference: np.ndarray, estimate: np.ndarray, config: MelConfig) -> float:
+    """Mean over frames of the RMS over mel bins of the magnitude difference in dB (see module docstring)."""
+    mel = _mel_magnitudes(reference, estimate, config)
+    difference_db = 20 * torch.log10(mel[1] / mel[0])
+    return float(difference_db.square().mean(0).sqrt().mean())
+
+
+def mel_cepstrum(log_power: torch.Tensor, order: int = MCD_ORDER) -> torch.Tensor:
+    """c_0..c_order (order + 1, frames) of a log mel power spectrum (n_mels, frames):
+    c_d = 1/N Σ_m L_m cos(π d (m + ½) / N)."""
+    n_mels = log_power.shape[0]
+    if not 1 <= order < n_mels:
+        raise ValueError(f"cepstral order must be in [1, {n_mels - 1}] for {n_mels} mel bins, got {order}")
+    d = torch.arange(order + 1, dtype=log_power.dtype)[:, None]
+    m = torch.arange(n_mels, dtype=log_power.dtype)[None, :]
+    basis = torch.cos(math.pi * d * (m + 0.5) / n_mels) / n_mels
+    return basis @ log_power
+
+
+def mel_cepstral_distortion(
+    reference: np.ndarray, estimate: np.ndarray, config: MelConfig, order: int = MCD_ORDER
+) -> float:
+    """MCD in dB over c_1..c_order: 10·sqrt(2)/ln 10 · mean_t sqrt(Σ_d Δc_d²) (see module docstring)."""
+    mel = _mel_magnitudes(reference, estimate, config)
+    cepstra = [mel_cepstrum(2 * torch.log(m), order)[1:] for m in mel]
+    return float(MCD_CONSTANT * (cepstra[1] - cepstra[0]).square().sum(0).sqrt().mean())
+
+
+def _at_rate(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return wave
+    return librosa.resample(wave, orig_sr=rate, target_sr=target, res_type="soxr_hq")
+
+
+def pesq_wideband(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
+    """Wide-band PESQ (P.862.2) at 16 kHz; NaN when the reference holds no speech PESQ can find."""
+    from pesq import NoUtterancesError, pesq
+
+    reference, estimate = _pair(reference, estimate)
+    reference = _at_rate(reference, sample_rate, PESQ_RATE)
+    estimate = _at_rate(estimate, sample_rate, PESQ_RATE)
+    try:
+        return float(pesq(PESQ_RATE, reference, estimate, "wb"))
+    except NoUtterancesError:
+        return math.nan
+
+
+def stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
+    """STOI in [0, 1] (1: as intelligible as the reference); ``pystoi`` resamples to 10 kHz itself."""
+    from pystoi import stoi as pystoi_stoi
+
+    reference, estimate = _pair(reference, estimate)
+    return float(pystoi_stoi(reference, estimate, sample_rate, extended=False))
+
+
+def real_time_factor(seconds_spent: float, samples: int, sample_rate: int) -> float:
+    """Synthesis time / duration of the audio made (``samples`` at ``sample_rate``)."""
+    if samples <= 0:
+        raise ValueError("real-time factor of an empty output")
+    return seconds_spent / (samples / sample_rate)

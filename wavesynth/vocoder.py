@@ -1,0 +1,390 @@
+"""``Vocoder``: mel-spectrogram -> audio with a trained student (one parallel pass) or teacher (sequential).
+
+A model folder (the shipped ones are ``pretrained/<name>/`` at the top of the repository)::
+
+    config.json    {"name", "kind": "student" | "teacher", "model": StudentConfig or WaveNetConfig dict,
+                    "mel": MelConfig dict, "mel_stats": MelStats dict or null, "training": {facts}}
+    model.pt       the weights: a plain state_dict, read with torch.load(weights_only=True)
+    MODEL_CARD.md  what it was trained on, how, and how well it does
+
+Loading never executes code from a file. ``export_pretrained`` makes such a folder from a training
+checkpoint (its EMA weights).
+
+Chunked synthesis (student). Output sample t depends on the noise z_{t-R..t} (R = receptive field) and,
+through the mel upsampler, on mel frames up to Q beyond the frames it uses. So the mel is cut into chunks
+of ``chunk_frames`` frames [a, b); each is run on frames [a - L, b + Q) (clipped to the mel) with
+L = Q + ceil(R / hop) and only its own samples [a·hop, b·hop) are kept. The noise is a function of the
+sample position only (block j of ``NOISE_BLOCK`` samples is drawn from a generator seeded with
+(seed, j)), so every chunk sees the same noise as the whole utterance would: chunked output equals
+unchunked output to float precision, memory is bounded by the chunk size, and an utterance in a batch gets
+exactly what it gets alone (a batch is right-padded with zero frames, which is what the upsampler assumes
+outside an utterance anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .audio import MelConfig, MelExtractor, MelStats, get_preset
+from .audio.cache import FeatureCache
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+DEFAULT_MODEL = "allison-16k-student"
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
+KINDS = ("student", "teacher")
+CHUNK_FRAMES = 512
+NOISE_BLOCK = 1 << 16
+
+MelInput = np.ndarray | Tensor
+
+
+def list_pretrained() -> list[str]:
+    """Names of the shipped models (folders of ``pretrained/`` holding a config.json), sorted."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def _build_model(kind: str, model_config: dict) -> nn.Module:
+    if kind == "student":
+        from .parallel import ParallelWaveNet, StudentConfig
+
+        return ParallelWaveNet(StudentConfig.from_dict(model_config))
+    from .wavenet import WaveNet, WaveNetConfig
+
+    config = WaveNetConfig.from_dict(model_config)
+    if config.n_speakers:
+        raise ValueError("speaker-conditioned teachers (n_speakers > 0) cannot be used as a Vocoder")
+    return WaveNet(config)
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (a model folder holds {CONFIG_FILE}, {WEIGHTS_FILE})")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    missing = [key for key in ("name", "kind", "model", "mel", "mel_stats") if key not in info]
+    if missing:
+        raise ValueError(f"{path}: missing keys {missing}")
+    if info["kind"] not in KINDS:
+        raise ValueError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
+    return info
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (the model's weights)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a truncated, corrupt or foreign file
+        raise ValueError(f"{path}: not a readable weights file, truncated or corrupt? ({error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state_dict (names -> tensors)")
+    bad = [name for name, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
+    if bad:
+        raise ValueError(f"{path}: non-finite weights in {bad[:3]}")
+    return state
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"{path}: weights do not fit the model in {CONFIG_FILE} (missing "
+                         f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
+
+
+def _stats_dict(stats: MelStats) -> dict:
+    return {"count": stats.count, "mean": stats.mean.tolist(), "m2": stats.m2.tolist()}
+
+
+def _stats_from_dict(data: dict | None) -> MelStats | None:
+    if data is None:
+        return None
+    mean, m2 = (np.asarray(data[key], np.float64) for key in ("mean", "m2"))
+    return MelStats(int(data["count"]), mean, m2)
+
+
+def _as_tensor(x: MelInput, what: str) -> Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, Tensor):
+        raise ValueError(f"expected a {what} as a numpy array or torch tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a float {what}, got dtype {x.dtype}")
+    return x.detach()
+
+
+def _expected_range(config: MelConfig) -> tuple[float, float]:
+    """Lowest and highest un-normalised log-mel the preset can produce: the log floor, and the log of the
+    largest filterbank row sum times the window sum (a full-scale input's bound on every STFT bin)."""
+    from .audio.features import mel_filterbank
+
+    log = np.log if config.log == "ln" else np.log10
+    top = mel_filterbank(config).sum(1).max() * np.hanning(config.win_length + 1)[:-1].sum()
+    return float(log(config.log_floor)), float(log(top))
+
+
+def convention_warning(mel: Tensor, config: MelConfig) -> str | None:
+    """Why ``mel`` (n_mels, frames) looks like another feature convention than ``config``'s, or None.
+
+    Checks: values outside the preset's range; a clamp floor (over 0.1 % of the values equal to the
+    minimum) at another level than the preset's; a minimum above half the floor (a compressed scale, e.g.
+    log10 for ln: speech always has quiet bins); per-bin mean ≈ 0 and std ≈ 1 (a normalised mel) for a
+    preset that is not normalised, or a mean far from 0 for one that is.
+    """
+    mel = mel.double()
+    low, high = float(mel.min()), float(mel.max())
+    unit = "ln" if config.log == "ln" else "log10"
+    expects = f"preset {config.name!r} expects {unit} of a mel magnitude clamped at {config.log_floor:g}"
+    if config.normalize:
+        mean = float(mel.mean())
+        if abs(mean) > 2.0:
+            return (f"mel has mean {mean:.2f}, but preset {config.name!r} expects mean-variance normalised "
+                    f"features (mean ≈ 0): pass the mel from Vocoder.mel()")
+        return None
+    floor, top = _expected_range(config)
+    if low < floor - 0.5 or high > top + 0.5:
+        return (f"mel values lie in [{low:.2f}, {high:.2f}], outside [{floor:.2f}, {top:.2f}]: {expects} "
+                f"(is it dB, log10 or another preset's mel?)")
+    at_min = float((mel <= low + 1e-4).double().mean())
+    if at_min > 0.001 and abs(low - floor) > 0.5:
+        return f"mel is clamped at {low:.2f}, but {expects} (= {floor:.2f}): is it another preset's mel?"
+    if mel.shape[1] >= 20:
+        means, stds = mel.mean(1), mel.std(1)
+        if float(means.abs().max()) < 0.5 and float(((stds - 1).abs() < 0.5).double().mean()) > 0.9:
+            return f"mel looks mean-variance normalised, but {expects} (un-normalised)"
+    if low > floor / 2:
+        return (f"mel never goes below {low:.2f}, while speech in this convention reaches towards "
+                f"{floor:.2f}: {expects} (is it log10 or another preset's mel?)")
+    return None
+
+
+class Vocoder:
+    """A trained model with its feature preset: ``mel(wave)`` and ``synthesize(mel)``.
+
+    ``sample_rate``, ``hop_length``, ``n_mels`` and ``config`` (the ``MelConfig``) describe the features;
+    ``stats`` are the corpus statistics of a normalising preset (else None); ``info`` is the model folder's
+    config.json; ``chunk_frames`` bounds the frames a student runs at once.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        kind: str,
+        config: MelConfig,
+        stats: MelStats | None = None,
+        info: dict | None = None,
+        chunk_frames: int = CHUNK_FRAMES,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if config.normalize and stats is None:
+            raise ValueError(f"preset {config.name!r} normalises features: the model needs its statistics")
+        if (model.config.n_mels, model.config.hop_length) != (config.n_mels, config.hop_length):
+            raise ValueError(f"model (n_mels, hop) = ({model.config.n_mels}, {model.config.hop_length}) "
+                             f"does not match preset {config.name!r} ({config.n_mels}, {config.hop_length})")
+        self.model, self.kind, self.config, self.stats = model.eval(), kind, config, stats
+        self.info = info or {"name": "", "kind": kind}
+        self.chunk_frames = chunk_frames
+        param = next(model.parameters())
+        self.extractor = MelExtractor(config, stats).to(param.device)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device | None = None
+    ) -> Vocoder:
+        """Load a shipped model by name (``list_pretrained()``; None: the default student) or a model folder,
+        onto ``device`` (default: CUDA when available, else CPU)."""
+        folder = _resolve(name_or_path)
+        info = _read_config(folder / CONFIG_FILE)
+        try:
+            config = MelConfig.from_dict(info["mel"])
+            model = _build_model(info["kind"], info["model"])
+            stats = _stats_from_dict(info["mel_stats"])
+        except (TypeError, KeyError, ValueError) as error:
+            raise ValueError(f"{folder / CONFIG_FILE}: {error}") from None
+        _load_state(model, _read_weights(folder / WEIGHTS_FILE), folder / WEIGHTS_FILE)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model.to(device), info["kind"], config, stats, info)
+
+    @property
+    def name(self) -> str:
+        return self.info.get("name", "")
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def n_mels(self) -> int:
+        return self.config.n_mels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def mel(self, wave: MelInput) -> np.ndarray:
+        """The model's features of ``wave`` ((T,) or (B, T) float at ``sample_rate``): float32
+        (n_mels, ceil(T / hop)) or (B, n_mels, ceil(T / hop)), normalised when the preset says so."""
+        wave = _as_tensor(wave, "waveform")
+        if not wave.isfinite().all():
+            raise ValueError("waveform holds NaN or infinite samples")
+        with torch.inference_mode():
+            return self.extractor(wave.to(self.device, torch.float32)).cpu().numpy()
+
+    def _check_mel(self, mel: MelInput) -> Tensor:
+        """One mel as a float32 (n_mels, frames) tensor; one-line ValueErrors for what does not fit."""
+        mel = _as_tensor(mel, "mel-spectrogram")
+        n = self.n_mels
+        if mel.dim() != 2:
+            raise ValueError(f"expected a mel of shape (n_mels={n}, frames), got {tuple(mel.shape)}")
+        if mel.shape[0] != n:
+            if mel.shape[1] == n:
+                raise ValueError(f"expected (n_mels={n}, frames), got ({mel.shape[0]}, {n}): transpose it")
+            raise ValueError(f"expected (n_mels={n}, frames) for preset {self.config.name!r}, "
+                             f"got {mel.shape[0]} mel bins")
+        if mel.shape[1] == 0:
+            raise ValueError(f"empty mel (n_mels={n}, 0 frames)")
+        if not mel.isfinite().all():
+            raise ValueError("mel holds NaN or infinite values")
+        reason = convention_warning(mel, self.config)
+        if reason:
+            warnings.warn(reason, stacklevel=3)
+        return mel.float()
+
+    def synthesize(
+        self,
+        mel: MelInput | Sequence[MelInput],
+        temperature: float = 1.0,
+        seed: int = 0,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Audio from mel-spectrograms: float32 (frames·hop,) for one (n_mels, frames) mel, (B, frames·hop)
+        for a (B, n_mels, frames) array, and a list for a list of mels of any lengths. The noise comes from
+        ``seed``; ``temperature`` scales it (student) or each step's spread (teacher)."""
+        if isinstance(mel, np.ndarray | Tensor):
+            if mel.ndim == 3:
+                return np.stack(self._synthesize([self._check_mel(m) for m in mel], temperature, seed))
+            return self._synthesize([self._check_mel(mel)], temperature, seed)[0]
+        if not isinstance(mel, Sequence) or not mel:
+            raise ValueError("expected a mel-spectrogram, a batch of them or a non-empty list of them")
+        return self._synthesize([self._check_mel(m) for m in mel], temperature, seed)
+
+    def _synthesize(self, mels: list[Tensor], temperature: float, seed: int) -> list[np.ndarray]:
+        frames = [m.shape[1] for m in mels]
+        batch = torch.zeros(len(mels), self.n_mels, max(frames), device=self.device)
+        for row, m in zip(batch, mels, strict=True):
+            row[:, : m.shape[1]] = m
+        with torch.inference_mode():
+            if self.kind == "student":
+                audio = self._student(batch, temperature, seed)
+            else:
+                generator = torch.Generator(self.device).manual_seed(seed)
+                lengths = torch.tensor(frames, device=self.device)
+                audio = self.model.generate(batch, temperature=temperature, lengths=lengths,
+                                            generator=generator).cpu().numpy()
+        return [audio[i, : n * self.hop_length].clip(-1.0, 1.0) for i, n in enumerate(frames)]
+
+    def _noise(self, start: int, stop: int, seed: int) -> Tensor:
+        """The student's noise ε for samples [start, stop) (the same for every utterance), on the device."""
+        blocks = []
+        for j in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
+            block_seed = int(np.random.SeedSequence([seed, j]).generate_state(1)[0])
+            generator = torch.Generator().manual_seed(block_seed)
+            blocks.append(self.model.draw_noise((1, NOISE_BLOCK), generator, dtype=torch.float32))
+        offset = start - (start // NOISE_BLOCK) * NOISE_BLOCK
+        return torch.cat(blocks, 1)[:, offset : offset + stop - start].to(self.device)
+
+    def _student(self, mel: Tensor, temperature: float, seed: int) -> np.ndarray:
+        """(B, frames·hop) in chunks of ``chunk_frames`` (module docstring), assembled on the CPU."""
+        hop, total = self.hop_length, mel.shape[-1]
+        left, right = self.model.chunk_context_frames
+        out = np.empty((mel.shape[0], total * hop), dtype=np.float32)
+        for a in range(0, total, self.chunk_frames):
+            b = min(a + self.chunk_frames, total)
+            lo, hi = max(a - left, 0), min(b + right, total)
+            noise = self._noise(lo * hop, hi * hop, seed).expand(mel.shape[0], -1)
+            x = self.model.sample(mel[..., lo:hi], temperature, noise=noise)
+            out[:, a * hop : b * hop] = x[:, (a - lo) * hop : (b - lo) * hop].cpu().numpy()
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Vocoder({self.name!r}, kind={self.kind}, preset={self.config.name}, "
+                f"sample_rate={self.sample_rate}, device={self.device})")
+
+
+def _resolve(name_or_path: str | os.PathLike | None) -> Path:
+    """The model folder for a shipped model's name or a path."""
+    name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    path = Path(name)
+    if path.is_dir():
+        return path
+    if isinstance(name, str) and name in list_pretrained():
+        return PRETRAINED_DIR / name
+    shipped = ", ".join(list_pretrained()) or "none"
+    raise FileNotFoundError(f"no model folder or shipped model named {str(name)!r} (shipped: {shipped})")
+
+
+def export_pretrained(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, kind: str, name: str
+) -> Path:
+    """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt).
+
+    The mel preset is the run's ``data.preset``; for a normalising preset the statistics come from the
+    run's first feature cache (``data.caches[0]``, relative to the working directory as in training).
+    """
+    from .train import load_checkpoint, save_checkpoint
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    state = load_checkpoint(checkpoint)
+    try:
+        run, weights = state["config"], state["ema"]["module"]
+        config = get_preset(run["data"]["preset"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{checkpoint}: not a training checkpoint (no {error})") from None
+    model = _build_model(kind, run["model"])
+    _load_state(model, weights, Path(checkpoint))
+    stats = FeatureCache.open(run["data"]["caches"][0]).stats if config.normalize else None
+    info: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "model": model.config.to_dict(),
+        "mel": config.to_dict(),
+        "mel_stats": _stats_dict(stats) if stats is not None else None,
+        "training": {
+            "checkpoint": os.fspath(checkpoint),
+            "step": state.get("step"),
+            "best": state.get("best"),
+            "data": run["data"],
+            "train": run.get("train"),
+            "exported": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        },
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+                    out / WEIGHTS_FILE)
+    (out / CONFIG_FILE).write_text(json.dumps(info, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Tensor | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in {CONFIG_FILE}")
