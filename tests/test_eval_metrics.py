@@ -1,0 +1,143 @@
+"""Metrics on known signals, the Griffin-Lim baseline on a real clip, and the report files."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wavesynth.audio import MelExtractor, MelStats, get_preset, load_audio
+from wavesynth.eval import (
+    griffin_lim,
+    log_mel_distance,
+    mel_cepstral_distortion,
+    pesq_wideband,
+    real_time_factor,
+    stoi,
+)
+from wavesynth.eval.metrics import mel_cepstrum
+from wavesynth.eval.report import evaluate
+
+DATA = Path(__file__).parent / "data"
+PRESET = get_preset("speechbrain-16k")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small STFTs run far faster on one thread than on two contended ones (CI shares its cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(DATA / "second.flac", PRESET.sample_rate)
+
+
+def noisy(wave: np.ndarray, snr_db: float) -> np.ndarray:
+    noise = np.random.default_rng(0).standard_normal(wave.shape)
+    noise *= np.sqrt(np.mean(wave**2) / np.mean(noise**2)) * 10 ** (-snr_db / 20)
+    return (wave + noise).astype(np.float32)
+
+
+def all_metrics(reference, estimate):
+    rate = PRESET.sample_rate
+    return (
+        log_mel_distance(reference, estimate, PRESET),
+        mel_cepstral_distortion(reference, estimate, PRESET),
+        pesq_wideband(reference, estimate, rate),
+        stoi(reference, estimate, rate),
+    )
+
+
+def test_identical_signals_score_perfectly(speech):
+    lmd, mcd, pesq, intelligibility = all_metrics(speech, speech)
+    assert lmd == 0 and mcd == 0
+    assert pesq > 4.5
+    assert intelligibility == pytest.approx(1.0, abs=1e-6)
+
+
+def test_noise_degrades_every_metric_monotonically(speech):
+    scores = np.array([all_metrics(speech, noisy(speech, snr)) for snr in (30, 15, 0)])
+    lmd, mcd, pesq, intelligibility = scores.T
+    assert np.all(np.diff(lmd) > 0) and np.all(np.diff(mcd) > 0)
+    assert np.all(np.diff(pesq) < 0) and np.all(np.diff(intelligibility) < 0)
+    assert lmd[0] > 0.5 and pesq[-1] < 2
+
+
+def test_lengths_are_cut_to_the_shorter_signal_and_bad_shapes_rejected(speech):
+    padded = np.concatenate([speech, np.zeros(300, np.float32)])
+    assert log_mel_distance(speech, padded, PRESET) == 0
+    with pytest.raises(ValueError, match="shape"):
+        log_mel_distance(speech[None], speech, PRESET)
+    with pytest.raises(ValueError, match="NaN"):
+        stoi(speech, np.full_like(speech, np.nan), PRESET.sample_rate)
+
+
+def test_mel_cepstrum_recovers_cosine_coefficients():
+    n_mels, m = 80, torch.arange(80, dtype=torch.float64)
+    log_power = 1.5 + 2 * 0.3 * torch.cos(math.pi * 3 * (m + 0.5) / n_mels)
+    c = mel_cepstrum(log_power[:, None], order=24)[:, 0]
+    expected = torch.zeros(25, dtype=torch.float64)
+    expected[0], expected[3] = 1.5, 0.3
+    torch.testing.assert_close(c, expected)
+
+
+def test_real_time_factor():
+    assert real_time_factor(0.5, 16000, 16000) == 0.5
+    with pytest.raises(ValueError):
+        real_time_factor(1.0, 0, 16000)
+
+
+def test_griffin_lim_of_a_real_clip_is_close_and_aligned(speech):
+    mel = MelExtractor(PRESET)(torch.from_numpy(speech)).numpy()
+    wave = griffin_lim(mel, PRESET, iterations=32)
+    assert wave.shape == (mel.shape[1] * PRESET.hop_length,) and wave.dtype == np.float32
+    distance = log_mel_distance(speech, wave, PRESET)
+    assert distance < 3.0  # dB; a random signal is tens of dB away
+    assert distance < log_mel_distance(speech, np.roll(wave, PRESET.hop_length // 2), PRESET)
+    assert stoi(speech, wave, PRESET.sample_rate) > 0.85
+
+
+def test_griffin_lim_undoes_normalisation():
+    config = get_preset("pwg-22k")
+    wave = load_audio(DATA / "second.flac", config.sample_rate)
+    log_mel = MelExtractor(config).log_mel(torch.from_numpy(wave)).numpy()
+    stats = MelStats.of(log_mel)
+    with pytest.raises(ValueError, match="statistics"):
+        griffin_lim(stats.normalize(log_mel), config)
+    out = griffin_lim(stats.normalize(log_mel), config, stats, iterations=16)
+    assert log_mel_distance(wave, out, config) < 4.0
+
+
+class Perfect:
+    """A stand-in vocoder that returns the recording the mel came from."""
+
+    config = PRESET
+    sample_rate = PRESET.sample_rate
+
+    def mel(self, wave):
+        self.wave = wave
+        return MelExtractor(PRESET)(torch.from_numpy(wave)).numpy()
+
+    def synthesize(self, mel):
+        return self.wave
+
+
+def test_report_writes_table_json_csv_and_figures(tmp_path):
+    result = evaluate(Perfect(), [DATA / "second.flac"], tmp_path, figures=1)
+    model, baseline = result["summary"]["model"], result["summary"]["griffin-lim"]
+    assert model["log_mel_distance_db"]["mean"] == 0 and model["pesq_wb"]["mean"] > 4.5
+    assert baseline["log_mel_distance_db"]["mean"] > 0 and baseline["stoi"]["n"] == 1
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["files"] == 1 and len(saved["per_file"]) == 2
+    report = (tmp_path / "report.md").read_text()
+    assert "| griffin-lim |" in report and "![spectrograms_second.png](spectrograms_second.png)" in report
+    assert (tmp_path / "spectrograms_second.png").stat().st_size > 10_000
+    assert (tmp_path / "per_file.csv").read_text().startswith("id,system,seconds,")
+    with pytest.raises(ValueError, match="no clips"):
+        evaluate(Perfect(), [], tmp_path)
