@@ -139,10 +139,11 @@ def _expected_range(config: MelConfig) -> tuple[float, float]:
 def convention_warning(mel: Tensor, config: MelConfig) -> str | None:
     """Why ``mel`` (n_mels, frames) looks like another feature convention than ``config``'s, or None.
 
-    Checks: values outside the preset's range; a clamp floor (over 0.1 % of the values equal to the
-    minimum) at another level than the preset's; a minimum above half the floor (a compressed scale, e.g.
-    log10 for ln: speech always has quiet bins); per-bin mean ≈ 0 and std ≈ 1 (a normalised mel) for a
-    preset that is not normalised, or a mean far from 0 for one that is.
+    Checks, in turn: a mean far from 0 for a normalising preset; for the others, per-bin mean ≈ 0 and
+    std ≈ 1 (a normalised mel, over 20 frames or more); values outside the preset's range; a clamp floor
+    (at least 0.1 % of the values, and 8 of them, equal to the minimum) at another level than the
+    preset's; a minimum above half the floor (a compressed scale, e.g. log10 for ln: speech always has
+    quiet bins).
     """
     mel = mel.double()
     low, high = float(mel.min()), float(mel.max())
@@ -154,17 +155,17 @@ def convention_warning(mel: Tensor, config: MelConfig) -> str | None:
             return (f"mel has mean {mean:.2f}, but preset {config.name!r} expects mean-variance normalised "
                     f"features (mean ≈ 0): pass the mel from Vocoder.mel()")
         return None
-    floor, top = _expected_range(config)
-    if low < floor - 0.5 or high > top + 0.5:
-        return (f"mel values lie in [{low:.2f}, {high:.2f}], outside [{floor:.2f}, {top:.2f}]: {expects} "
-                f"(is it dB, log10 or another preset's mel?)")
-    at_min = float((mel <= low + 1e-4).double().mean())
-    if at_min > 0.001 and abs(low - floor) > 0.5:
-        return f"mel is clamped at {low:.2f}, but {expects} (= {floor:.2f}): is it another preset's mel?"
     if mel.shape[1] >= 20:
         means, stds = mel.mean(1), mel.std(1)
         if float(means.abs().max()) < 0.5 and float(((stds - 1).abs() < 0.5).double().mean()) > 0.9:
             return f"mel looks mean-variance normalised, but {expects} (un-normalised)"
+    floor, top = _expected_range(config)
+    if low < floor - 0.5 or high > top + 0.5:
+        return (f"mel values lie in [{low:.2f}, {high:.2f}], outside [{floor:.2f}, {top:.2f}]: {expects} "
+                f"(is it dB, log10 or another preset's mel?)")
+    at_min = int((mel <= low + 1e-4).sum())
+    if at_min >= max(8, mel.numel() // 1000) and abs(low - floor) > 0.5:
+        return f"mel is clamped at {low:.2f}, but {expects} (= {floor:.2f}): is it another preset's mel?"
     if low > floor / 2:
         return (f"mel never goes below {low:.2f}, while speech in this convention reaches towards "
                 f"{floor:.2f}: {expects} (is it log10 or another preset's mel?)")
