@@ -26,6 +26,8 @@ def fake_checkpoint(path, model, preset="speechbrain-16k", caches=("cache/none",
     """What a training run saves, as far as export reads it."""
     config = {"model": model.config.to_dict(), "data": {"preset": preset, "caches": list(caches)},
               "train": {"steps": 3}}
+    if isinstance(model, ParallelWaveNet):  # a distillation run names its teacher
+        config["teacher"] = "runs/teacher/best.pt"
     save_checkpoint({"config": config, "ema": {"module": model.state_dict(), "updates": 3}, "step": 3,
                      "best": {"metric": 1.5, "step": 3}}, path)
     return path
@@ -65,6 +67,15 @@ def test_export_writes_a_folder_that_loads(student_dir, voc):
     assert isinstance(torch.load(student_dir / "model.pt", weights_only=True), dict)
     assert (voc.sample_rate, voc.hop_length, voc.n_mels, voc.config) == (16000, 256, 80, PRESET)
     assert voc.name == "tiny-student" and voc.kind == "student"
+
+
+def test_a_training_checkpoint_loads_directly(student_dir, voc, speech_mel):
+    from_checkpoint = Vocoder.from_pretrained(student_dir.parent / "step-3.pt", device="cpu")
+    assert from_checkpoint.kind == "student" and from_checkpoint.name.endswith("/step-3.pt")
+    mel = speech_mel[:, :4]
+    np.testing.assert_array_equal(from_checkpoint.synthesize(mel), voc.synthesize(mel))
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        Vocoder.from_pretrained(student_dir / "model.pt")
 
 
 def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
@@ -181,6 +192,7 @@ def test_teacher_folder_generates_autoregressively(tmp_path):
     torch.manual_seed(0)
     checkpoint = fake_checkpoint(tmp_path / "teacher.pt", WaveNet(WaveNetConfig(**TINY_TEACHER)))
     teacher = Vocoder.from_pretrained(export_pretrained(checkpoint, tmp_path / "t", "teacher", "t"), "cpu")
+    assert Vocoder.from_pretrained(checkpoint, "cpu").kind == "teacher"
     mel = np.full((80, 3), -6.0, np.float32)
     mel[:, 0] = -11.5
     audio = teacher.synthesize([mel, mel[:, :2]])

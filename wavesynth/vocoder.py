@@ -206,17 +206,24 @@ class Vocoder:
     def from_pretrained(
         cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device | None = None
     ) -> Vocoder:
-        """Load a shipped model by name (``list_pretrained()``; None: the default student) or a model folder,
-        onto ``device`` (default: CUDA when available, else CPU)."""
-        folder = _resolve(name_or_path)
-        info = _read_config(folder / CONFIG_FILE)
+        """Load a shipped model by name (``list_pretrained()``; None: the default student), a model folder,
+        or a training checkpoint (.pt: its EMA weights; a student if the run names a teacher), onto
+        ``device`` (default: CUDA when available, else CPU)."""
+        path = _resolve(name_or_path)
+        if path.is_file():
+            info, model = _from_checkpoint(path, None, f"{path.parent.name}/{path.name}")
+        else:
+            info = _read_config(path / CONFIG_FILE)
+            try:
+                model = _build_model(info["kind"], info["model"])
+            except (TypeError, KeyError, ValueError) as error:
+                raise ValueError(f"{path / CONFIG_FILE}: {error}") from None
+            _load_state(model, _read_weights(path / WEIGHTS_FILE), path / WEIGHTS_FILE)
         try:
-            config = MelConfig.from_dict(info["mel"])
-            model = _build_model(info["kind"], info["model"])
-            stats = _stats_from_dict(info["mel_stats"])
+            config, stats = MelConfig.from_dict(info["mel"]), _stats_from_dict(info["mel_stats"])
         except (TypeError, KeyError, ValueError) as error:
-            raise ValueError(f"{folder / CONFIG_FILE}: {error}") from None
-        _load_state(model, _read_weights(folder / WEIGHTS_FILE), folder / WEIGHTS_FILE)
+            where = path / CONFIG_FILE if path.is_dir() else path
+            raise ValueError(f"{where}: bad mel settings ({error})") from None
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(model.to(device), info["kind"], config, stats, info)
 
@@ -330,10 +337,10 @@ class Vocoder:
 
 
 def _resolve(name_or_path: str | os.PathLike | None) -> Path:
-    """The model folder for a shipped model's name or a path."""
+    """The model folder (or checkpoint file) for a shipped model's name or a path."""
     name = DEFAULT_MODEL if name_or_path is None else name_or_path
     path = Path(name)
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix == ".pt"):
         return path
     if isinstance(name, str) and name in list_pretrained():
         return PRETRAINED_DIR / name
@@ -341,17 +348,12 @@ def _resolve(name_or_path: str | os.PathLike | None) -> Path:
     raise FileNotFoundError(f"no model folder or shipped model named {str(name)!r} (shipped: {shipped})")
 
 
-def export_pretrained(
-    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, kind: str, name: str
-) -> Path:
-    """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt).
+def _from_checkpoint(checkpoint: Path, kind: str | None, name: str) -> tuple[dict, nn.Module]:
+    """config.json's content and the model with the run's EMA weights, from a training checkpoint.
+    ``kind`` None: a student if the run names a teacher (``DistillConfig.teacher``), else a teacher."""
+    from .train import load_checkpoint
 
-    The mel preset is the run's ``data.preset``; for a normalising preset the statistics come from the
-    run's first feature cache (``data.caches[0]``, relative to the working directory as in training).
-    """
-    from .train import load_checkpoint, save_checkpoint
-
-    if kind not in KINDS:
+    if kind not in (None, *KINDS):
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     state = load_checkpoint(checkpoint)
     try:
@@ -359,10 +361,11 @@ def export_pretrained(
         config = get_preset(run["data"]["preset"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"{checkpoint}: not a training checkpoint (no {error})") from None
+    kind = kind or ("student" if "teacher" in run else "teacher")
     model = _build_model(kind, run["model"])
-    _load_state(model, weights, Path(checkpoint))
+    _load_state(model, weights, checkpoint)
     stats = FeatureCache.open(run["data"]["caches"][0]).stats if config.normalize else None
-    info: dict[str, Any] = {
+    info = {
         "name": name,
         "kind": kind,
         "model": model.config.to_dict(),
@@ -377,6 +380,22 @@ def export_pretrained(
             "exported": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         },
     }
+    return info, model
+
+
+def export_pretrained(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, kind: str, name: str
+) -> Path:
+    """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt).
+
+    The mel preset is the run's ``data.preset``; for a normalising preset the statistics come from the
+    run's first feature cache (``data.caches[0]``, relative to the working directory as in training).
+    """
+    from .train import save_checkpoint
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    info, model = _from_checkpoint(Path(checkpoint), kind, name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
