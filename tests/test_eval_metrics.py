@@ -18,7 +18,7 @@ from wavesynth.eval import (
     stoi,
 )
 from wavesynth.eval.metrics import mel_cepstrum
-from wavesynth.eval.report import evaluate
+from wavesynth.eval.report import collect_clips, evaluate
 
 DATA = Path(__file__).parent / "data"
 PRESET = get_preset("speechbrain-16k")
@@ -141,3 +141,24 @@ def test_report_writes_table_json_csv_and_figures(tmp_path):
     assert (tmp_path / "per_file.csv").read_text().startswith("id,system,seconds,")
     with pytest.raises(ValueError, match="no clips"):
         evaluate(Perfect(), [], tmp_path)
+
+
+def test_clips_come_from_a_folder_a_file_or_a_cache_validation_split(tmp_path):
+    assert [c.id for c in collect_clips(DATA)] == ["minute", "second"]
+    assert collect_clips(DATA / "second.flac")[0].rate is None
+    cache = tmp_path / "cache"
+    (cache / "wavs").mkdir(parents=True)
+    np.save(cache / "wavs" / "b.npy", np.zeros(512, np.float32))
+    rows = [{"id": uid, "split": split, "wave": f"wavs/{uid}.npy"}
+            for uid, split in (("a", "train"), ("b", "valid"))]
+    (cache / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (cache / "preset.json").write_text(get_preset("hifigan-22k").to_json())
+    (cache / "speakers.json").write_text("[]")
+    MelStats.of(np.zeros((80, 2))).save(cache / "stats.json")
+    (clip,) = collect_clips(cache)
+    assert (clip.id, clip.rate) == ("b", 22050) and clip.load(16000).shape == (372,)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        collect_clips(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        collect_clips(tmp_path / "absent")

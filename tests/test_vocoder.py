@@ -237,3 +237,16 @@ def test_shipped_models_load_and_synthesize(name):
     audio = voc.synthesize(mel if voc.kind == "student" else mel[:, :4])
     assert audio.shape == ((mel.shape[1] if voc.kind == "student" else 4) * voc.hop_length,)
     assert np.isfinite(audio).all() and audio.dtype == np.float32
+
+
+@pytest.mark.slow
+def test_ten_minutes_synthesise_in_bounded_memory(voc):
+    import resource
+
+    mel = np.full((80, 10 * 60 * voc.sample_rate // voc.hop_length), -6.0, np.float32)
+    mel[:, ::7] = -11.5
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    audio = voc.synthesize(mel)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert audio.shape == (mel.shape[1] * voc.hop_length,) and np.isfinite(audio).all()
+    assert grown < 8 * audio.nbytes  # the output and a little more (unchunked: 30x the output here)

@@ -30,7 +30,8 @@ import librosa
 import numpy as np
 import torch
 
-from ..audio import MelConfig, MelExtractor, load_audio
+from ..audio import AUDIO_EXTENSIONS, FeatureCache, MelConfig, MelExtractor, load_audio
+from ..audio.cache import MANIFEST
 from .griffin_lim import ITERATIONS, griffin_lim
 from .metrics import log_mel_distance, mel_cepstral_distortion, pesq_wideband, real_time_factor, stoi
 
@@ -70,6 +71,27 @@ class Clip:
         if self.rate != sample_rate:
             wave = librosa.resample(wave, orig_sr=self.rate, target_sr=sample_rate, res_type="soxr_hq")
         return wave
+
+
+def collect_clips(data: str | os.PathLike) -> list[Clip]:
+    """The clips to evaluate on: a feature cache's validation split (a folder with manifest.jsonl: its
+    trimmed waveforms, which training never saw), else every audio file under a folder (ids: relative
+    paths without extension), or one audio file."""
+    root = Path(data)
+    if (root / MANIFEST).is_file():
+        cache = FeatureCache.open(root)
+        rows = cache.split("valid")
+        if not rows:
+            raise ValueError(f"{root}: the feature cache has no validation utterances")
+        return [Clip(row["id"], root / row["wave"], cache.config.sample_rate) for row in rows]
+    if root.is_file():
+        return [Clip(root.stem, root)]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder or audio file")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+    return [Clip(p.relative_to(root).with_suffix("").as_posix(), p) for p in files]
 
 
 def score(reference: np.ndarray, estimate: np.ndarray, config: MelConfig) -> dict[str, float]:
