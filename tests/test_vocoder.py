@@ -66,7 +66,7 @@ def test_export_writes_a_folder_that_loads(student_dir, voc):
     assert info["mel"] == PRESET.to_dict() and info["training"]["step"] == 3
     assert isinstance(torch.load(student_dir / "model.pt", weights_only=True), dict)
     assert (voc.sample_rate, voc.hop_length, voc.n_mels, voc.config) == (16000, 256, 80, PRESET)
-    assert voc.name == "tiny-student" and voc.kind == "student"
+    assert voc.name == "tiny-student" and voc.kind == "student" and voc.to("cpu") is voc
 
 
 def test_a_training_checkpoint_loads_directly(student_dir, voc, speech_mel):

@@ -247,6 +247,12 @@ class Vocoder:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def to(self, device: str | torch.device) -> Vocoder:
+        """Move the model and the feature extractor to ``device``; returns self."""
+        self.model.to(device)
+        self.extractor.to(device)
+        return self
+
     def mel(self, wave: MelInput) -> np.ndarray:
         """The model's features of ``wave`` ((T,) or (B, T) float at ``sample_rate``): float32
         (n_mels, ceil(T / hop)) or (B, n_mels, ceil(T / hop)), normalised when the preset says so."""
@@ -283,8 +289,10 @@ class Vocoder:
         seed: int = 0,
     ) -> np.ndarray | list[np.ndarray]:
         """Audio from mel-spectrograms: float32 (frames·hop,) for one (n_mels, frames) mel, (B, frames·hop)
-        for a (B, n_mels, frames) array, and a list for a list of mels of any lengths. The noise comes from
-        ``seed``; ``temperature`` scales it (student) or each step's spread (teacher)."""
+        for a (B, n_mels, frames) array, and a list for a list of mels of any lengths; clipped to [-1, 1].
+        The noise comes from ``seed``; ``temperature`` scales it (student) or each step's spread (teacher).
+        A student runs in chunks (bounded memory); a teacher generates whole utterances sample by sample
+        (about 100 bytes per sample of state, and slow)."""
         if isinstance(mel, np.ndarray | Tensor):
             if mel.ndim == 3:
                 return np.stack(self._synthesize([self._check_mel(m) for m in mel], temperature, seed))
