@@ -78,6 +78,13 @@ def test_lengths_are_cut_to_the_shorter_signal_and_bad_shapes_rejected(speech):
         stoi(speech, np.full_like(speech, np.nan), PRESET.sample_rate)
 
 
+def test_pesq_and_stoi_give_nan_when_they_cannot_score(speech):
+    short = speech[:2000]
+    assert math.isnan(pesq_wideband(short, short, PRESET.sample_rate))
+    assert math.isnan(stoi(short[:1000], short[:1000], PRESET.sample_rate))
+    assert math.isnan(pesq_wideband(np.zeros(16000), speech[:16000], PRESET.sample_rate))
+
+
 def test_mel_cepstrum_recovers_cosine_coefficients():
     n_mels, m = 80, torch.arange(80, dtype=torch.float64)
     log_power = 1.5 + 2 * 0.3 * torch.cos(math.pi * 3 * (m + 0.5) / n_mels)

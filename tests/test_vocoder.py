@@ -83,6 +83,7 @@ def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
     assert list_pretrained() == ["tiny-student"]
     assert wavesynth.list_pretrained is list_pretrained and wavesynth.Vocoder is Vocoder
     assert Vocoder.from_pretrained("tiny-student", device="cpu").name == "tiny-student"
+    assert vocoder_module.pretrained_config("tiny-student")["kind"] == "student"
     with pytest.raises(FileNotFoundError, match=r"'nope' \(shipped: tiny-student\)"):
         Vocoder.from_pretrained("nope")
     monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", tmp_path / "absent")

@@ -55,6 +55,14 @@ def list_pretrained() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
 
 
+def pretrained_config(name_or_path: str | os.PathLike | None = None) -> dict:
+    """The config.json of a shipped model (by name; None: the default) or a model folder, weights unread."""
+    path = _resolve(name_or_path)
+    if path.is_file():
+        raise ValueError(f"{path}: a training checkpoint, not a model folder")
+    return _read_config(path / CONFIG_FILE)
+
+
 def _build_model(kind: str, model_config: dict) -> nn.Module:
     if kind == "student":
         from .parallel import ParallelWaveNet, StudentConfig

@@ -10,9 +10,10 @@ vocoder's output (``frames · hop`` samples) compares with the reference it was 
   L = ln max(mel², floor²) by a DCT-II over the N bins, c_d = 1/N Σ_m L_m cos(π d (m + ½) / N), so that
   L_m ≈ c_0 + 2 Σ_d c_d cos(π d (m + ½) / N); then MCD = 10·sqrt(2)/ln 10 · 1/F Σ_t sqrt(Σ_{d=1..D} Δc_d²)
   (c_0, the level, excluded). By Parseval this is the RMS dB distance of the cepstrally smoothed mel power
-  spectra, less their level difference.
+  spectra, less their level difference. The mel filterbank smooths the spectra first, so values run lower
+  than those of SPTK ``mcep`` cepstra: compare MCDs within wavesynth only.
 * ``pesq_wideband``: ITU-T P.862.2 wide-band PESQ (MOS-LQO, -0.5 .. 4.64) of the ``pesq`` package on both
-  signals resampled to 16 kHz; NaN when PESQ finds no speech in the reference.
+  signals resampled to 16 kHz; NaN when PESQ cannot score them (under 1/4 s, or no speech found).
 * ``stoi``: short-time objective intelligibility (Taal et al. 2011, ``pystoi``; 0 .. 1).
 * ``real_time_factor``: seconds spent synthesising / seconds of audio produced (< 1: faster than real time).
 """
@@ -20,6 +21,7 @@ vocoder's output (``frames · hop`` samples) compares with the reference it was 
 from __future__ import annotations
 
 import math
+import warnings
 
 import librosa
 import numpy as np
@@ -90,24 +92,31 @@ def _at_rate(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def pesq_wideband(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
-    """Wide-band PESQ (P.862.2) at 16 kHz; NaN when the reference holds no speech PESQ can find."""
-    from pesq import NoUtterancesError, pesq
+    """Wide-band PESQ (P.862.2) at 16 kHz; NaN when PESQ cannot score the pair (shorter than 1/4 s, or
+    no speech found in the reference)."""
+    from pesq import BufferTooShortError, NoUtterancesError, pesq
 
     reference, estimate = _pair(reference, estimate)
+    if not reference.any():
+        return math.nan
     reference = _at_rate(reference, sample_rate, PESQ_RATE)
     estimate = _at_rate(estimate, sample_rate, PESQ_RATE)
     try:
         return float(pesq(PESQ_RATE, reference, estimate, "wb"))
-    except NoUtterancesError:
+    except (NoUtterancesError, BufferTooShortError):
         return math.nan
 
 
 def stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
-    """STOI in [0, 1] (1: as intelligible as the reference); ``pystoi`` resamples to 10 kHz itself."""
+    """STOI in [0, 1] (1: as intelligible as the reference; ``pystoi`` resamples to 10 kHz); NaN when the
+    reference has too few non-silent frames (pystoi warns and returns 1e-5 then)."""
     from pystoi import stoi as pystoi_stoi
 
     reference, estimate = _pair(reference, estimate)
-    return float(pystoi_stoi(reference, estimate, sample_rate, extended=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(pystoi_stoi(reference, estimate, sample_rate, extended=False))
+    return math.nan if any("Not enough STFT frames" in str(w.message) for w in caught) else value
 
 
 def real_time_factor(seconds_spent: float, samples: int, sample_rate: int) -> float:
