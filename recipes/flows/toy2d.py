@@ -88,9 +88,8 @@ def plot_density(name: str, data: Tensor, results: dict[str, dict], config: Conf
     columns = 1 + len(results)
     fig, axes = plt.subplots(2, columns, figsize=(2.4 * columns, 5.0), squeeze=False)
     extent = (-LIMIT, LIMIT, -LIMIT, LIMIT)
-    points = data[: config.plot_samples]
-    axes[0, 0].hist2d(points[:, 0].numpy(), points[:, 1].numpy(), bins=100, range=[[-LIMIT, LIMIT]] * 2)
-    axes[0, 0].set_title(f"{name}: data")
+    axes[0, 0].hist2d(data[:, 0].numpy(), data[:, 1].numpy(), bins=100, range=[[-LIMIT, LIMIT]] * 2)
+    axes[0, 0].set_title(f"{name}: training data")
     axes[1, 0].axis("off")
     for column, (model_name, result) in enumerate(results.items(), start=1):
         top, bottom = axes[0, column], axes[1, column]
