@@ -10,6 +10,7 @@ from torch.autograd.functional import jacobian
 
 from wavesynth.flows import StandardLogistic, StandardNormal
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
+from wavesynth.parallel import student as student_module
 from wavesynth.train import from_dict, load_config, to_dict
 
 HOP = 4
@@ -114,6 +115,18 @@ def test_sample_shapes_temperature_and_given_noise():
     generator = torch.Generator().manual_seed(1)
     again = torch.Generator().manual_seed(1)
     torch.testing.assert_close(student.sample(mel, generator=generator), student.sample(mel, generator=again))
+
+
+@pytest.mark.parametrize("tile", [8, 12, 4096])
+def test_packed_sampling_equals_the_autograd_forward(monkeypatch, tile):
+    """``sample`` (time-major tiles, packed weights) = ``forward`` to float64 rounding, for any tiling."""
+    monkeypatch.setattr(student_module, "TILE_SAMPLES", tile)
+    variants = [{}, dict(noise="gaussian", shared_upsampler=False),
+                dict(kernel_size=2, flow_layers=(4, 4), flow_cycles=(2, 1))]
+    for overrides in variants:
+        student = tiny_student(**overrides)
+        z, mel = inputs(student, batch=3, frames=7)
+        torch.testing.assert_close(student.sample(mel, noise=z), student(z, mel)[0], rtol=0, atol=1e-12)
 
 
 def test_bad_shapes_are_clear_errors():
