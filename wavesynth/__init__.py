@@ -1,11 +1,24 @@
 """wavesynth: normalising flows and a Parallel WaveNet vocoder.
 
 ``wavesynth.Vocoder`` turns mel-spectrograms into audio with a trained model; ``wavesynth.list_pretrained()``
-names the shipped ones.
+names the shipped ones. Both are imported on first use, so ``import wavesynth`` (and the command line's
+start) stays light.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
-
-from .vocoder import Vocoder, list_pretrained
-
 __all__ = ["Vocoder", "list_pretrained"]
+
+if TYPE_CHECKING:
+    from .vocoder import Vocoder, list_pretrained
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import vocoder
+
+        return getattr(vocoder, name)
+    raise AttributeError(f"module 'wavesynth' has no attribute {name!r}")
