@@ -142,10 +142,10 @@ def test_mu_law_teacher_is_rejected():
 @pytest.mark.slow
 @pytest.mark.parametrize("noise", ["logistic", "gaussian"])
 def test_distilling_a_tiny_teacher_lowers_the_kl(noise):
-    """300 Adam steps on the sampled reverse KL from a fixed random Gaussian-head WaveNet (σ ≈ e^-2.5)."""
+    """300 Adam steps on the sampled reverse KL from a fixed random Gaussian-head WaveNet (σ ≈ e^-4)."""
     teacher = tiny_teacher("gaussian", torch.float32)
     with torch.no_grad():
-        teacher.output.bias[1] = -2.5
+        teacher.output.bias[1] = -4.0
         teacher.output.weight.mul_(3)  # the mean depends strongly on x_<t and the mel
     student = ParallelWaveNet(tiny_config(noise=noise))
     mel = torch.randn(4, 5, 8)
@@ -172,4 +172,4 @@ def test_distilling_a_tiny_teacher_lowers_the_kl(noise):
     finally:
         torch.set_num_threads(threads)
     after = kl_estimate()
-    assert before > 20 and after < 0.5, (before, after)
+    assert before > 2 and after < before / 10, (before, after)

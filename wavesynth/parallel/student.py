@@ -59,6 +59,9 @@ class IAFFlow(nn.Module):
         return mu, log_s.clamp(min=self.log_scale_min)
 
 
+#: s_tot at initialisation (the last flow's log-scale bias): the student starts as noise at speech level.
+INITIAL_SCALE = 0.05
+
 #: Samples per tile of ``packed_flow``: a tile's activations stay in the CPU's L2 cache.
 TILE_SAMPLES = 2048
 
@@ -140,6 +143,8 @@ class ParallelWaveNet(nn.Module):
             IAFFlow(layers, cycles, config)
             for layers, cycles in zip(config.flow_layers, config.flow_cycles, strict=True)
         )
+        with torch.no_grad():
+            self.flows[-1].output.bias[1] = math.log(INITIAL_SCALE)
 
     def upsampler(self, k: int) -> ConditioningUpsampler:
         """The mel upsampler of flow k (the shared one when ``config.shared_upsampler``)."""
