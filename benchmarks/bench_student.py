@@ -39,11 +39,11 @@ SAMPLE_RATE = 22050
 def student_flops_per_sample(config: StudentConfig, context: int) -> int:
     """2 × multiply-adds per output sample of ``sample`` (``packed_flow``).
 
-    Per layer: the k dilated taps k·R·G, the residual 1x1 on [s₂, p] G·R, the conditioning upsampled from
-    frame rate G·(2Q+2) (its projection V·mel runs per frame: C·G/hop). Per flow: input and output 1x1.
+    Per layer: the k dilated taps k·R·G, the residual 1x1 G/2·R, the conditioning upsampled from frame
+    rate G·(2Q+2) (its projection V·mel runs per frame: C·G/hop). Per flow: input and output 1x1.
     """
     R, G, C, k = config.channels, config.gate_channels, config.n_mels, config.kernel_size
-    per_layer = k * R * G + G * R + G * (2 * context + 2) + C * G // config.hop_length
+    per_layer = k * R * G + G // 2 * R + G * (2 * context + 2) + C * G // config.hop_length
     return 2 * sum(layers * per_layer + 3 * R for layers in config.flow_layers)
 
 

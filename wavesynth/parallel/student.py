@@ -76,8 +76,7 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
     projection V·mel, bias] (the upsampled conditioning; ``phase`` = A from
     ``ConditioningUpsampler.phase_weights``), z += Σ_j W_j·taps_j; the gate rows are reordered to
     [σ half, tanh half] with the tanh half doubled, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and
-    tanh(z₁)σ(z₂) = 2s₁s₂ - s₂; with p = s₁s₂ in place, the residual 1x1 is one matmul of [s₂, p] with
-    [-W_o, 2W_o]: h' = √½·(h + [s₂, p]·[-W_o, 2W_o]ᵀ + b_o).
+    tanh(z₁)σ(z₂) = 2s₁s₂ - s₂, formed in place in the s₂ slot (negated); then h' = √½·(h + W_o a + b_o).
     """
     stack = flow.stack
     B, T = x.shape
@@ -103,7 +102,7 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
         bias = (block.conv.bias[order] * scale[:, 0]).view(1, 1, G, 1).expand(*windows.shape[:3], 1)
         windows = torch.cat([windows, bias], -1).transpose(2, 3)  # (B, frames, 2Q+2, G)
         w_out = block.out.weight[..., 0]
-        w_res, b_res = torch.cat([-w_out, 2 * w_out], 1).T, RESIDUAL_SCALE * block.out.bias
+        w_res, b_res = -w_out.T, RESIDUAL_SCALE * block.out.bias
         for b in range(B):
             for start in range(0, T, tile):
                 end = min(start + tile, T)
@@ -113,9 +112,9 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
                     lag = (k - 1 - j) * d
                     z.addmm_(h[b, pad + start - lag : pad + end - lag], taps[j])
                 torch.sigmoid(z, out=z)
-                z[:, H:].mul_(z[:, :H])
+                s2 = z[:, :H].sub_(z[:, H:].mul_(z[:, :H]), alpha=2)  # s₂ - 2s₁s₂ = -tanh(z₁)σ(z₂)
                 rows = slice(pad + start, pad + end)
-                torch.addmm(h[b, rows], z, w_res, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE,
+                torch.addmm(h[b, rows], s2, w_res, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE,
                             out=h_next[b, rows])
                 h_next[b, rows].add_(b_res)
         h, h_next = h_next, h
