@@ -37,7 +37,7 @@ LOGIT_ALPHA = 0.05
 
 @dataclass
 class Config:
-    steps: int = 1500
+    steps: int = 2500
     batch_size: int = 64
     lr: float = 1e-3
     validate_every: int = 250
@@ -156,7 +156,7 @@ def image_grid(images: Tensor, rows: int) -> Tensor:
 
 
 def show(ax: plt.Axes, picture: Tensor, title: str) -> None:
-    ax.imshow(picture.numpy(), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(picture.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

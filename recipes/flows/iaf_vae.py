@@ -38,10 +38,10 @@ class Config:
     num_flows: int = 4
     flow_hidden: int = 64
     context: int = 32
-    steps: int = 4000
+    steps: int = 10000
     batch_size: int = 128
     lr: float = 1e-3
-    kl_warmup: int = 1000  # steps over which β in the training loss rises linearly from 0 to 1
+    kl_warmup: int = 3000  # steps over which β in the training loss rises linearly from 0 to 1
     validate_every: int = 250
     elbo_samples: int = 10  # test ELBO: mean over this many draws per image
     iw_samples: int = 1000  # K of the importance-weighted log p(x)
@@ -108,9 +108,8 @@ def plot_samples(models: dict[str, flows.VAE], path, n: int = 36) -> None:
     for ax, (name, vae) in zip(axes, models.items(), strict=True):
         images = vae.sample(n).view(6, 6, SIDE, SIDE)
         padded = torch.nn.functional.pad(images, (0, 1, 0, 1))
-        ax.imshow(
-            padded.permute(0, 2, 1, 3).reshape(6 * (SIDE + 1), -1).numpy(), cmap="gray_r", vmin=0, vmax=1
-        )
+        grid = padded.permute(0, 2, 1, 3).reshape(6 * (SIDE + 1), -1).numpy()
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{name}\nsamples (decoder means)", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
