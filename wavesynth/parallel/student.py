@@ -76,7 +76,7 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
     projection V·mel, bias] (the upsampled conditioning; ``phase`` = A from
     ``ConditioningUpsampler.phase_weights``), z += Σ_j W_j·taps_j; the gate rows are reordered to
     [σ half, tanh half] with the tanh half doubled, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and
-    tanh(z₁)σ(z₂) = 2s₁s₂ - s₂, formed in place in the s₂ slot (negated); then h' = √½·(h + W_o a + b_o).
+    a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂ is formed (negated) in place in the s₂ slot; h' = √½·(h + W_o a + b_o).
     """
     stack = flow.stack
     B, T = x.shape
@@ -112,9 +112,9 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
                     lag = (k - 1 - j) * d
                     z.addmm_(h[b, pad + start - lag : pad + end - lag], taps[j])
                 torch.sigmoid(z, out=z)
-                s2 = z[:, :H].sub_(z[:, H:].mul_(z[:, :H]), alpha=2)  # s₂ - 2s₁s₂ = -tanh(z₁)σ(z₂)
+                minus_a = z[:, :H].sub_(z[:, H:].mul_(z[:, :H]), alpha=2)  # s₂ - 2s₁s₂ = -tanh(z₁)σ(z₂)
                 rows = slice(pad + start, pad + end)
-                torch.addmm(h[b, rows], s2, w_res, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE,
+                torch.addmm(h[b, rows], minus_a, w_res, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE,
                             out=h_next[b, rows])
                 h_next[b, rows].add_(b_res)
         h, h_next = h_next, h
