@@ -173,25 +173,30 @@ class StudentTask(Task):
             terms["power"] = power_loss(x, batch["wave"], cfg.n_fft, cfg.fft_hop)
             total = total + cfg.power_weight * terms["power"]
         if cfg.contrastive_weight:
-            other = self.teacher.distribution_params(x, mismatched(mel), speaker)
+            other_speaker = None if speaker is None else speaker.roll(1, dims=0)
+            other = self.teacher.distribution_params(x, mismatched(mel), other_speaker)
             terms["contrastive"] = contrastive_loss(self.teacher.head, other, mu_tot, log_s_tot, noise,
                                                     cfg.samples, closed_form)
             total = total + cfg.contrastive_weight * terms["contrastive"]
         return {"loss": total, **terms}
 
     def validate(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
-        """KL estimate ("loss"), teacher NLL of the student's samples, entropy, power loss, log-mel L1."""
+        """The KL ("loss"; closed form or sampled, as in training), the teacher's NLL of the student's
+        samples, the student's entropy, the power loss and the log-mel L1 distance to the real audio."""
         cfg, noise = self.config.loss, self.config.model.noise
         mel, wave = batch["mel"], batch["wave"]
         z = _bare(model).draw_noise(wave.shape, device=mel.device, dtype=mel.dtype)
         x, mu_tot, log_s_tot = model(z, mel)
         params = self.teacher.distribution_params(x, mel, self._speaker(batch))
-        kl = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples)
+        if cfg.kl == "gaussian":
+            kl = gaussian_kl(*self.teacher.head.split(params), mu_tot, log_s_tot).kl
+        else:
+            kl = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples).kl
         mel_l1 = (self._mel_extractor(x) - self._mel_extractor(wave)).abs().mean()
         return {
-            "loss": kl.kl,
+            "loss": kl,
             "teacher_nll": -teacher_log_density(self.teacher.head, params, x).mean(),
-            "entropy": kl.entropy,
+            "entropy": student_entropy(log_s_tot, noise),
             "power": power_loss(x, wave, cfg.n_fft, cfg.fft_hop),
             "log_mel_l1": mel_l1,
         }
