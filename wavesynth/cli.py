@@ -8,18 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 
 class CommandError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
-
-
-def _not_yet(name: str):
-    def run(args: argparse.Namespace) -> int:
-        raise CommandError(f"'wavesynth {name}' is not available in this version yet")
-
-    return run
 
 
 def _preprocess(args: argparse.Namespace) -> int:
@@ -57,8 +51,99 @@ def _train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _vocoder(args: argparse.Namespace):
+    from wavesynth.vocoder import Vocoder
+
+    return Vocoder.from_pretrained(args.model, device=args.device)
+
+
+def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"wavesynth: warning: {message}", file=sys.stderr)
+
+
+def _read_mel(path: str):
+    """A mel from a .npy file: (n_mels, frames), or (1, n_mels, frames)."""
+    import numpy as np
+
+    if not path.endswith(".npy"):
+        raise CommandError(f"{path}: --mel takes a .npy file holding one (n_mels, frames) array")
+    if not os.path.isfile(path):
+        raise CommandError(f"{path}: no such file")
+    try:
+        mel = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise CommandError(f"{path}: not a numpy array file ({error})") from None
+    if mel.ndim == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    if mel.ndim == 3:
+        raise CommandError(f"{path}: holds {mel.shape[0]} mels; give one (n_mels, frames) mel per file")
+    return mel
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    import time
+
+    from wavesynth.audio import load_audio, save_audio
+
+    if os.path.splitext(args.out)[1].lower() not in (".wav", ".flac"):
+        raise CommandError(f"{args.out}: --out must end in .wav or .flac")
+    voc = _vocoder(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.wav:
+            mel = voc.mel(load_audio(args.wav, voc.sample_rate, min_samples=voc.config.min_samples))
+        else:
+            mel = _read_mel(args.mel)
+        started = time.perf_counter()
+        audio = voc.synthesize(mel)
+        spent = time.perf_counter() - started
+    _report_warnings(caught)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    save_audio(args.out, audio, voc.sample_rate)
+    seconds = audio.shape[0] / voc.sample_rate
+    print(f"{args.out}: {seconds:.2f} s at {voc.sample_rate} Hz from {mel.shape[-1]} mel frames by "
+          f"{voc.name} ({voc.kind}) in {spent:.2f} s ({spent / seconds:.3g}x real time)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from wavesynth.eval.report import METRICS, collect_clips, evaluate
+
+    clips = collect_clips(args.data)[: args.limit]
+    voc = _vocoder(args)
+    name = voc.name.replace("/", "-") or "model"
+    out = args.out or os.path.join("evaluation", f"{name}-{os.path.basename(os.path.normpath(args.data))}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(voc, clips, out, progress=None if args.quiet else print)
+    _report_warnings(caught)
+    for system, metrics in result["summary"].items():
+        cells = ", ".join(f"{title} {m['mean']:.3g} ± {m['std']:.2g}"
+                          for (title, _, _), m in zip(METRICS.values(), metrics.values(), strict=True))
+        print(f"{system}: {cells}")
+    print(f"report: {os.path.join(out, 'report.md')}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
-    print("no pretrained models are shipped in this version yet")
+    from wavesynth.vocoder import DEFAULT_MODEL, PRETRAINED_DIR, list_pretrained, pretrained_config
+
+    names = list_pretrained()
+    if not names:
+        print(f"no pretrained models in {PRETRAINED_DIR}")
+        return 0
+    for name in names:
+        info = pretrained_config(name)
+        mel = info["mel"]
+        default = "  (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name:28s} {info['kind']:8s} {mel['name']:16s} {mel['sample_rate']} Hz{default}")
     return 0
 
 
@@ -67,7 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synthesize = commands.add_parser("synthesize", help="turn a wav or a mel-spectrogram into audio")
-    synthesize.set_defaults(run=_not_yet("synthesize"))
+    synthesize.add_argument("--model", metavar="NAME|DIR", help="shipped model name ('wavesynth models'), "
+                            "model folder or training checkpoint (default: the default shipped model)")
+    source = synthesize.add_mutually_exclusive_group(required=True)
+    source.add_argument("--wav", metavar="IN", help="audio file to re-synthesise (copy synthesis)")
+    source.add_argument("--mel", metavar="IN.npy", help="(n_mels, frames) log-mel in the model's convention")
+    synthesize.add_argument("--out", required=True, metavar="OUT.wav",
+                            help="audio file to write (.wav or .flac)")
+    synthesize.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    synthesize.set_defaults(run=_synthesize)
 
     preprocess = commands.add_parser("preprocess", help="extract features from a corpus into a cache folder")
     preprocess.add_argument("--corpus", required=True, choices=["ljspeech", "vctk", "arctic", "folder"],
@@ -102,7 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="copy-synthesis metrics and a report")
-    evaluate.set_defaults(run=_not_yet("evaluate"))
+    evaluate.add_argument("--model", required=True, metavar="NAME|DIR",
+                          help="shipped model name, model folder or training checkpoint")
+    evaluate.add_argument("--data", required=True, metavar="DIR", help="folder of audio files (searched "
+                          "recursively), one audio file, or a feature cache (its validation split)")
+    evaluate.add_argument("--out", metavar="DIR", help="report folder (default: evaluation/<model>-<data>)")
+    evaluate.add_argument("--limit", type=_positive, metavar="N", help="only the first N clips")
+    evaluate.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    evaluate.add_argument("--quiet", action="store_true", help="no line per clip")
+    evaluate.set_defaults(run=_evaluate)
 
     models = commands.add_parser("models", help="list the shipped pretrained models")
     models.set_defaults(run=_models)
