@@ -39,7 +39,6 @@ def shipped(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _pretrained(shipped, monkeypatch):
     monkeypatch.setattr(vocoder, "PRETRAINED_DIR", shipped)
-    monkeypatch.setattr(vocoder, "DEFAULT_MODEL", "tiny")
 
 
 def run(capsys, *argv):

@@ -86,8 +86,11 @@ def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
     assert vocoder_module.pretrained_config("tiny-student")["kind"] == "student"
     with pytest.raises(FileNotFoundError, match=r"'nope' \(shipped: tiny-student\)"):
         Vocoder.from_pretrained("nope")
+    assert vocoder_module.default_model() == "tiny-student"
     monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", tmp_path / "absent")
-    assert list_pretrained() == []
+    assert list_pretrained() == [] and vocoder_module.default_model() is None
+    with pytest.raises(FileNotFoundError, match="no pretrained models"):
+        Vocoder.from_pretrained()
 
 
 def test_mel_matches_the_preset_for_numpy_and_torch(voc):

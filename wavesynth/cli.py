@@ -133,16 +133,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from wavesynth.vocoder import DEFAULT_MODEL, PRETRAINED_DIR, list_pretrained, pretrained_config
+    from wavesynth.vocoder import PRETRAINED_DIR, default_model, list_pretrained, pretrained_config
 
     names = list_pretrained()
     if not names:
         print(f"no pretrained models in {PRETRAINED_DIR}")
         return 0
+    default_name = default_model()
     for name in names:
         info = pretrained_config(name)
         mel = info["mel"]
-        default = "  (default)" if name == DEFAULT_MODEL else ""
+        default = "  (default)" if name == default_name else ""
         print(f"{name:28s} {info['kind']:8s} {mel['name']:16s} {mel['sample_rate']} Hz{default}")
     return 0
 

@@ -39,7 +39,6 @@ from .audio import MelConfig, MelExtractor, MelStats, get_preset
 from .audio.cache import FeatureCache
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-DEFAULT_MODEL = "allison-16k-student"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 KINDS = ("student", "teacher")
 CHUNK_FRAMES = 512
@@ -55,8 +54,17 @@ def list_pretrained() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
 
 
+def default_model() -> str | None:
+    """The model ``from_pretrained()`` loads: the shipped student (the first by name if there are
+    several), else the first shipped model; None when nothing is shipped."""
+    names = list_pretrained()
+    students = [n for n in names if _read_config(PRETRAINED_DIR / n / CONFIG_FILE)["kind"] == "student"]
+    return (students or names or [None])[0]
+
+
 def pretrained_config(name_or_path: str | os.PathLike | None = None) -> dict:
-    """The config.json of a shipped model (by name; None: the default) or a model folder, weights unread."""
+    """The config.json of a shipped model (by name; None: ``default_model()``) or a model folder, weights
+    unread."""
     path = _resolve(name_or_path)
     if path.is_file():
         raise ValueError(f"{path}: a training checkpoint, not a model folder")
@@ -214,7 +222,7 @@ class Vocoder:
     def from_pretrained(
         cls, name_or_path: str | os.PathLike | None = None, device: str | torch.device | None = None
     ) -> Vocoder:
-        """Load a shipped model by name (``list_pretrained()``; None: the default student), a model folder,
+        """Load a shipped model by name (``list_pretrained()``; None: ``default_model()``), a model folder,
         or a training checkpoint (.pt: its EMA weights; a student if the run names a teacher), onto
         ``device`` (default: CUDA when available, else CPU)."""
         path = _resolve(name_or_path)
@@ -354,7 +362,9 @@ class Vocoder:
 
 def _resolve(name_or_path: str | os.PathLike | None) -> Path:
     """The model folder (or checkpoint file) for a shipped model's name or a path."""
-    name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    name = default_model() if name_or_path is None else name_or_path
+    if name is None:
+        raise FileNotFoundError(f"no pretrained models in {PRETRAINED_DIR}: give a model folder")
     path = Path(name)
     if path.is_dir() or (path.is_file() and path.suffix == ".pt"):
         return path
