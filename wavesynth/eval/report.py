@@ -36,12 +36,12 @@ from .griffin_lim import ITERATIONS, griffin_lim
 from .metrics import log_mel_distance, mel_cepstral_distortion, pesq_wideband, real_time_factor, stoi
 
 SYSTEMS = ("model", "griffin-lim")
-METRICS = {  # key: (column title, format, better)
-    "log_mel_distance_db": ("log-mel distance (dB)", "{:.2f}", "lower"),
-    "mcd_db": ("MCD (dB)", "{:.2f}", "lower"),
-    "pesq_wb": ("PESQ (wb)", "{:.2f}", "higher"),
-    "stoi": ("STOI", "{:.3f}", "higher"),
-    "rtf": ("real-time factor", "{:.3g}", "lower"),
+METRICS = {  # key: (column title, format, ↓ lower or ↑ higher is better)
+    "log_mel_distance_db": ("log-mel distance (dB)", "{:.2f}", "↓"),
+    "mcd_db": ("MCD (dB)", "{:.2f}", "↓"),
+    "pesq_wb": ("PESQ (wb)", "{:.2f}", "↑"),
+    "stoi": ("STOI", "{:.3f}", "↑"),
+    "rtf": ("real-time factor", "{:.3g}", "↓"),
 }
 WARM_UP_FRAMES = 16
 
@@ -175,7 +175,7 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
 def markdown(result: dict[str, Any], config: MelConfig) -> str:
     """report.md from the result of ``evaluate``."""
     model = result["model"]
-    header = "| system | " + " | ".join(title for title, _, _ in METRICS.values()) + " |"
+    header = "| system | " + " | ".join(f"{title} {better}" for title, _, better in METRICS.values()) + " |"
     lines = [
         f"# Copy-synthesis evaluation: {model['name'] or 'model'}",
         "",
@@ -185,7 +185,8 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         "",
         "Each clip is turned into the model's mel and back into audio by the model and by Griffin-Lim "
         f"({ITERATIONS} iterations of fast Griffin-Lim on the pseudo-inverse of the mel filterbank), and "
-        "each output is compared with the clip. Mean ± standard deviation over clips:",
+        "each output is compared with the clip. Mean ± standard deviation over clips (↓: lower is better, "
+        "↑: higher is better):",
         "",
         header,
         "|" + "---|" * (len(METRICS) + 1),
@@ -199,12 +200,12 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
     lines += [
         "",
         "- log-mel distance: per frame the RMS over mel bins of 20·log10 of the mel magnitude ratio "
-        "(magnitudes floored at 1e-5), averaged over frames; lower is better.",
+        "(magnitudes floored at 1e-5), averaged over frames.",
         "- MCD: mel-cepstral distortion 10·√2/ln10 · mean_t ‖Δc_1..24‖ of the DCT of the log mel power "
-        "spectra (c0 excluded); lower is better.",
-        "- PESQ: ITU-T P.862.2 wide-band at 16 kHz (-0.5 .. 4.64); STOI: 0 .. 1; higher is better. "
+        "spectra (c0 excluded).",
+        "- PESQ: ITU-T P.862.2 wide-band at 16 kHz (-0.5 .. 4.64); STOI: 0 .. 1. "
         "Clips without speech PESQ can detect are left out of its mean.",
-        "- real-time factor: seconds of computation per second of audio on the device above (< 1 is faster "
+        "- real-time factor: seconds of computation per second of audio on the device above (< 1: faster "
         "than real time).",
         "",
         "Per clip: `per_file.csv`, `metrics.json`.",
