@@ -104,15 +104,16 @@ def plot_curves(histories: dict[str, dict], path) -> None:
 
 def plot_samples(models: dict[str, flows.VAE], path, n: int = 36) -> None:
     """Decoder means sigmoid(decoder(z)), z ~ p(z), one 6 × 6 grid per model."""
-    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 3.3))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 3.6))
     for ax, (name, vae) in zip(axes, models.items(), strict=True):
         images = vae.sample(n).view(6, 6, SIDE, SIDE)
         padded = torch.nn.functional.pad(images, (0, 1, 0, 1))
         grid = padded.permute(0, 2, 1, 3).reshape(6 * (SIDE + 1), -1).numpy()
         ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{name}\nsamples (decoder means)", fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.suptitle("VAE samples: decoder means sigmoid(decoder(z)), z ~ p(z)", fontsize=10)
     save_figure(fig, path)
 
 
