@@ -19,13 +19,17 @@ from torch import Tensor, nn  # noqa: E402
 
 
 def parse_args(description: str, name: str) -> argparse.Namespace:
-    """Options ``--quick`` (a smoke run), ``--out`` (default runs/flows/<name>), ``--seed``, ``--threads``."""
+    """Options ``--quick`` (a smoke run), ``--out`` (default runs/flows/<name>), ``--seed``, ``--threads``.
+
+    Seeds torch's global generator with ``--seed`` (model initialisation), sets the threads, makes ``--out``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (for tests)")
     parser.add_argument("--out", type=Path, default=Path("runs/flows") / name, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     return args

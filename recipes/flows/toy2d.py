@@ -124,6 +124,7 @@ def main() -> None:
         train = sample_toy2d(density, config.train_points, generator)
         test = sample_toy2d(density, config.test_points, generator)
         results: dict[str, dict] = {}
+        torch.manual_seed(args.seed)
         for model_name, model in build_models(config.hidden).items():
             torch.manual_seed(args.seed)
             clock = Stopwatch()
