@@ -82,6 +82,7 @@ def test_synthesize_a_mel_file_and_its_mistakes(capsys, tmp_path):
         (["--wav", str(tmp_path / "absent.wav")], "no such audio file"),
         (["--wav", str(DATA / "second.flac"), "--model", "nope"], "no model folder or shipped model named"),
         (["--wav", str(DATA / "second.flac"), "--out", str(tmp_path / "x.mp3")], ".wav or .flac"),
+        (["--wav", str(DATA / "second.flac"), "--device", "gpu"], "unknown device 'gpu'"),
     ]
     for argv, message in mistakes:
         if "--out" not in argv:

@@ -86,6 +86,11 @@ def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
     assert vocoder_module.pretrained_config("tiny-student")["kind"] == "student"
     with pytest.raises(FileNotFoundError, match=r"'nope' \(shipped: tiny-student\)"):
         Vocoder.from_pretrained("nope")
+    with pytest.raises(ValueError, match="unknown device"):
+        Vocoder.from_pretrained("tiny-student", device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            Vocoder.from_pretrained("tiny-student", device="cuda")
     assert vocoder_module.default_model() == "tiny-student"
     monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", tmp_path / "absent")
     assert list_pretrained() == [] and vocoder_module.default_model() is None

@@ -240,8 +240,7 @@ class Vocoder:
         except (TypeError, KeyError, ValueError) as error:
             where = path / CONFIG_FILE if path.is_dir() else path
             raise ValueError(f"{where}: bad mel settings ({error})") from None
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model.to(device), info["kind"], config, stats, info)
+        return cls(model.to(_device(device)), info["kind"], config, stats, info)
 
     @property
     def name(self) -> str:
@@ -358,6 +357,19 @@ class Vocoder:
     def __repr__(self) -> str:
         return (f"Vocoder({self.name!r}, kind={self.kind}, preset={self.config.name}, "
                 f"sample_rate={self.sample_rate}, device={self.device})")
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    """``device`` checked (None: CUDA when available, else CPU); ValueError for an unknown or absent one."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {str(device)!r} ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine (use 'cpu')")
+    return device
 
 
 def _resolve(name_or_path: str | os.PathLike | None) -> Path:
