@@ -264,6 +264,7 @@ class Vocoder:
 
     def to(self, device: str | torch.device) -> Vocoder:
         """Move the model and the feature extractor to ``device``; returns self."""
+        device = _device(device)
         self.model.to(device)
         self.extractor.to(device)
         return self
