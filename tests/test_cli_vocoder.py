@@ -105,6 +105,9 @@ def test_evaluate_writes_a_report(capsys, tmp_path):
     result = json.loads((out / "metrics.json").read_text())
     assert result["files"] == 1 and result["per_file"][0]["id"] == "second"
     assert (out / "spectrograms_second.png").is_file()
+    code, _, _ = run(capsys, "evaluate", "--model", "tiny", "--data", str(DATA / "second.flac"),
+                     str(DATA / "second.flac"), "--out", str(out), "--device", "cpu", "--quiet")
+    assert code == 0 and json.loads((out / "metrics.json").read_text())["files"] == 2  # several sources
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "evaluate", "--model", "tiny", "--data", str(tmp_path / "empty"))
     assert code == 2 and "no audio files" in err

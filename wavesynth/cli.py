@@ -116,10 +116,11 @@ def _synthesize(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from wavesynth.eval.report import METRICS, collect_clips, evaluate
 
-    clips = collect_clips(args.data)[: args.limit]
+    clips = [clip for data in args.data for clip in collect_clips(data)][: args.limit]
     voc = _vocoder(args)
     name = voc.name.replace("/", "-") or "model"
-    out = args.out or os.path.join("evaluation", f"{name}-{os.path.basename(os.path.normpath(args.data))}")
+    data_name = "+".join(os.path.basename(os.path.normpath(data)) for data in args.data)
+    out = args.out or os.path.join("evaluation", f"{name}-{data_name}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = evaluate(voc, clips, out, progress=None if args.quiet else print)
@@ -198,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="copy-synthesis metrics and a report")
     evaluate.add_argument("--model", required=True, metavar="NAME|DIR",
                           help="shipped model name, model folder or training checkpoint")
-    evaluate.add_argument("--data", required=True, metavar="DIR", help="folder of audio files (searched "
-                          "recursively), one audio file, or a feature cache (its validation split)")
+    evaluate.add_argument("--data", required=True, nargs="+", metavar="DIR", help="folder of audio files "
+                          "(searched recursively), one audio file, or a feature cache (its validation "
+                          "split); several are evaluated together")
     evaluate.add_argument("--out", metavar="DIR", help="report folder (default: evaluation/<model>-<data>)")
     evaluate.add_argument("--limit", type=_positive, metavar="N", help="only the first N clips")
     evaluate.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
