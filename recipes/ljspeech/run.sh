@@ -17,4 +17,5 @@ python - <<'PY'
 from wavesynth.vocoder import export_pretrained
 export_pretrained("runs/ljspeech-student/best.pt", "runs/ljspeech-22k-student", "student", "ljspeech-22k-student")
 PY
-wavesynth evaluate --model runs/ljspeech-22k-student --data cache/ljspeech-mini-22k --out runs/eval-ljspeech-22k
+wavesynth evaluate --model runs/ljspeech-22k-student --data cache/ljspeech-mini-22k cache/selfrec-22k \
+    --out runs/eval-ljspeech-22k
