@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,7 +39,16 @@ from torch import Tensor, nn
 from .audio import MelConfig, MelExtractor, MelStats, get_preset
 from .audio.cache import FeatureCache
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+def _pretrained_dir() -> Path:
+    """The shipped models: ``pretrained/`` of a source checkout (or editable install), else the copy a wheel
+    installs under ``<prefix>/share/wavesynth/pretrained``."""
+    checkout = Path(__file__).resolve().parent.parent / "pretrained"
+    installed = Path(sys.prefix) / "share" / "wavesynth" / "pretrained"
+    return installed if not checkout.is_dir() and installed.is_dir() else checkout
+
+
+PRETRAINED_DIR = _pretrained_dir()
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 KINDS = ("student", "teacher")
 CHUNK_FRAMES = 512
