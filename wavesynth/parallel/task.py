@@ -24,10 +24,10 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from ..audio import MelExtractor, SegmentDataset, get_preset
-from ..train import Audio, Task, TrainConfig, load_trained
+from ..audio import MelExtractor, get_preset
+from ..train import Audio, TrainConfig, load_trained
 from ..wavenet import WaveNet
-from ..wavenet.task import AudioDataConfig, TeacherTask
+from ..wavenet.task import AudioDataConfig, AudioTask, TeacherTask
 from .config import StudentConfig
 from .losses import (
     check_teacher_head,
@@ -95,7 +95,7 @@ def mismatched(mel: Tensor) -> Tensor:
     return mel.roll(1, dims=0) if mel.shape[0] > 1 else mel.flip(-1)
 
 
-class StudentTask(Task):
+class StudentTask(AudioTask):
     """Probability density distillation of :class:`ParallelWaveNet` from a frozen WaveNet teacher."""
 
     config_class = DistillConfig
@@ -135,18 +135,6 @@ class StudentTask(Task):
 
     def build_model(self) -> ParallelWaveNet:
         return ParallelWaveNet(self.config.model)
-
-    def train_data(self) -> SegmentDataset:
-        data = self.config.data
-        self._segments = data.dataset("train", data.segment_frames, self.config.train.seed)
-        return self._segments
-
-    def val_data(self) -> SegmentDataset:
-        data = self.config.data
-        return data.dataset("valid", data.val_segment_frames, self.config.train.seed)
-
-    def collate(self, items: list[dict]) -> dict:
-        return self._segments.collate(items)
 
     def _speaker(self, batch: dict) -> Tensor | None:
         return batch["speaker"] if self.teacher.config.n_speakers else None

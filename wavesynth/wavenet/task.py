@@ -72,13 +72,8 @@ class TeacherConfig:
                              f"must match preset {mel.name!r} ({mel.n_mels}, {mel.hop_length})")
 
 
-class TeacherTask(Task):
-    """Maximum-likelihood training of :class:`WaveNet` on a feature cache."""
-
-    config_class = TeacherConfig
-
-    def build_model(self) -> WaveNet:
-        return WaveNet(self.config.model)
+class AudioTask(Task):
+    """A task trained on crops of feature caches: its config has a ``data: AudioDataConfig`` table."""
 
     def train_data(self) -> SegmentDataset:
         data = self.config.data
@@ -91,6 +86,15 @@ class TeacherTask(Task):
 
     def collate(self, items: list[dict]) -> dict:
         return self._segments.collate(items)
+
+
+class TeacherTask(AudioTask):
+    """Maximum-likelihood training of :class:`WaveNet` on a feature cache."""
+
+    config_class = TeacherConfig
+
+    def build_model(self) -> WaveNet:
+        return WaveNet(self.config.model)
 
     def _speaker(self, batch: dict) -> Tensor | None:
         return batch["speaker"] if self.config.model.n_speakers else None
