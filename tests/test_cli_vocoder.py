@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from wavesynth import vocoder
 from wavesynth.cli import main
@@ -14,15 +13,6 @@ from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.train import save_checkpoint
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run far faster on one thread than on two contended ones (CI shares its cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

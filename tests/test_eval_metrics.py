@@ -24,15 +24,6 @@ DATA = Path(__file__).parent / "data"
 PRESET = get_preset("speechbrain-16k")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small STFTs run far faster on one thread than on two contended ones (CI shares its cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     return load_audio(DATA / "second.flac", PRESET.sample_rate)

@@ -33,15 +33,6 @@ def fake_checkpoint(path, model, preset="speechbrain-16k", caches=("cache/none",
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models run far faster on one thread than on two contended ones (CI shares its cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory):
     torch.manual_seed(0)
