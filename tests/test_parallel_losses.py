@@ -1,4 +1,5 @@
-"""Distillation losses: exact entropy, sampled vs closed-form KL, gradients, power and contrastive terms."""
+"""Distillation losses: exact entropy, sampled vs closed-form KL, gradients, power, spectral and contrastive
+terms."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from wavesynth.parallel import (
     gaussian_kl,
     power_loss,
     reverse_kl,
+    spectral_loss,
     student_entropy,
 )
 from wavesynth.parallel.losses import check_teacher_head, teacher_log_density
@@ -115,6 +117,23 @@ def test_power_loss():
     assert power_loss(x, 2 * x) > 0
     silence = torch.zeros(1, 4096, requires_grad=True)
     power_loss(silence, torch.randn(1, 4096)).backward()
+    assert torch.isfinite(silence.grad).all()
+
+
+def test_spectral_loss_is_zero_on_the_target_and_sees_quiet_noise():
+    t = torch.arange(8192) / 22050
+    speech_like = 0.3 * torch.sin(2 * math.pi * 220 * t) * (t < 0.2)  # a tone, then silence
+    assert spectral_loss(speech_like[None], speech_like[None]) == 0
+    quiet_noise = speech_like + 1e-3 * torch.randn(8192)  # -60 dB in the silence
+    # the log-magnitude distance sees the quiet noise floor; the power loss (linear magnitudes) hardly does
+    assert spectral_loss(quiet_noise[None], speech_like[None]) > 1.0
+    assert power_loss(quiet_noise[None], speech_like[None]) < 1e-3
+    # both terms are scale-free above the floor: a uniform 6 dB error costs the same at any level
+    noise = torch.randn(1, 8192, generator=torch.Generator().manual_seed(0))
+    loud, quiet = spectral_loss(2 * noise, noise), spectral_loss(2e-3 * noise, 1e-3 * noise)
+    assert math.isclose(loud, quiet, rel_tol=1e-4) and math.isclose(loud, 1 + math.log(2), rel_tol=1e-4)
+    silence = torch.zeros(1, 4096, requires_grad=True)
+    spectral_loss(silence, torch.randn(1, 4096), (64, 256)).backward()
     assert torch.isfinite(silence.grad).all()
 
 

@@ -19,6 +19,7 @@ STUDENT = [
     "model.flow_layers=[2, 2]", "model.flow_cycles=[1, 1]", "model.channels=8", "model.gate_channels=8",
     "data.segment_frames=4", "data.val_segment_frames=8", "data.sample_seconds=0.05", "train.batch_size=2",
     "train.warmup_steps=0", "train.lr=1e-2", "train.progress=false", "train.log_every=1", "loss.samples=2",
+    "loss.spectral_weight=1", "loss.spectral_ffts=[64, 256]",
 ]
 
 
@@ -42,10 +43,10 @@ def test_train_student_logs_every_term_writes_audio_and_resumes(cache, teacher, 
             f"loss.kl={kl}", f"model.noise={noise}", "train.val_every=2", "train.save_every=2"]
     assert main([*args, "train.steps=2"]) == 0
     metrics = val_metrics(run)[2]
-    assert set(metrics) == {"loss", "teacher_nll", "entropy", "power", "log_mel_l1"}
+    assert set(metrics) == {"loss", "teacher_nll", "entropy", "power", "spectral", "log_mel_l1"}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     train_terms = (run / "metrics.csv").read_text()
-    for term in ["train/kl", "train/entropy", "train/power", "train/contrastive"]:
+    for term in ["train/kl", "train/entropy", "train/power", "train/spectral", "train/contrastive"]:
         assert term in train_terms
     assert ("train/log_scale_penalty" in train_terms) == (kl == "gaussian")
     clips = sorted((run / "samples").glob("00000002_*.wav"))
@@ -67,6 +68,8 @@ def test_bad_student_configs_are_one_line_errors(tmp_path, capsys):
         (["model.n_mels=40"], "must match preset"),
         (["loss.samples=0"], "loss.samples must be >= 1"),
         (["model.flow_cycles=[1]"], "one cycle count per flow"),
+        (["loss.spectral_ffts=[4096]"], "needs crops longer than 2048 samples"),
+        (["loss.spectral_ffts=[]"], "spectral_ffts must list STFT sizes"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2

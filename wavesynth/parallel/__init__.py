@@ -12,6 +12,7 @@ from .losses import (
     gaussian_kl,
     power_loss,
     reverse_kl,
+    spectral_loss,
     student_entropy,
     teacher_log_density,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "gaussian_kl",
     "power_loss",
     "reverse_kl",
+    "spectral_loss",
     "student_entropy",
     "teacher_log_density",
 ]

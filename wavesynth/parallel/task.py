@@ -3,7 +3,8 @@
 Each step draws noise z, runs the student x = g(z, c) on a training crop's mel c, runs the frozen teacher
 once over x and minimises
 
-    kl_weight · KL(p_S ‖ p_T) + power_weight · power loss + contrastive_weight · (-KL(p_S ‖ p_T(·|c'))),
+    kl_weight · KL(p_S ‖ p_T) + power_weight · power loss + spectral_weight · spectral loss
+        + contrastive_weight · (-KL(p_S ‖ p_T(·|c'))),
 
 with the KL sampled (Parallel WaveNet, M draws per step) or closed form (ClariNet, Gaussian teacher and
 student, plus λ times the log-scale regulariser); c' is a mismatched mel (the batch rolled by one, or the
@@ -35,6 +36,7 @@ from .losses import (
     gaussian_kl,
     power_loss,
     reverse_kl,
+    spectral_loss,
     student_entropy,
     teacher_log_density,
 )
@@ -50,6 +52,8 @@ class LossConfig:
     samples: int = 4  # M draws of p_S(x_t | z_<t) per step for the sampled cross-entropy
     log_scale_weight: float = 4.0  # ClariNet's λ on (log σ_T - log σ_S)², closed form only
     power_weight: float = 1.0  # power loss on |STFT| (0 disables)
+    spectral_weight: float = 0.0  # multi-resolution STFT loss (0 disables; not in the papers)
+    spectral_ffts: list[int] = field(default_factory=lambda: [512, 1024, 2048])  # its STFT sizes
     contrastive_weight: float = 0.3  # γ, Parallel WaveNet (0 disables; saves one teacher pass)
     n_fft: int = 1024  # STFT of the power loss: Hann window of n_fft samples
     fft_hop: int = 256
@@ -57,12 +61,15 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
-        for name in ("kl_weight", "log_scale_weight", "power_weight", "contrastive_weight"):
+        weights = ("kl_weight", "log_scale_weight", "power_weight", "spectral_weight", "contrastive_weight")
+        for name in weights:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.n_fft < 2 or not 1 <= self.fft_hop <= self.n_fft:
             raise ValueError(f"n_fft must be >= 2 and fft_hop in [1, n_fft], got {self.n_fft} and "
                              f"{self.fft_hop}")
+        if not self.spectral_ffts or min(self.spectral_ffts) < 4:
+            raise ValueError(f"spectral_ffts must list STFT sizes >= 4, got {self.spectral_ffts}")
 
 
 @dataclass
@@ -80,6 +87,10 @@ class DistillConfig:
         if (self.model.n_mels, self.model.hop_length) != (mel.n_mels, mel.hop_length):
             raise ValueError(f"model.n_mels, model.hop_length = {self.model.n_mels}, {self.model.hop_length} "
                              f"must match preset {mel.name!r} ({mel.n_mels}, {mel.hop_length})")
+        longest_fft = max(self.loss.spectral_ffts + [self.loss.n_fft])
+        if longest_fft // 2 >= self.data.segment_frames * mel.hop_length:
+            raise ValueError(f"an STFT of {longest_fft} samples needs crops longer than {longest_fft // 2} "
+                             f"samples: raise data.segment_frames above {longest_fft // 2 // mel.hop_length}")
         if self.loss.kl == "gaussian" and self.model.noise != "gaussian":
             raise ValueError("loss.kl = 'gaussian' (ClariNet) needs a Gaussian student: set model.noise = "
                              "'gaussian'")
@@ -160,6 +171,9 @@ class StudentTask(AudioTask):
         if cfg.power_weight:
             terms["power"] = power_loss(x, batch["wave"], cfg.n_fft, cfg.fft_hop)
             total = total + cfg.power_weight * terms["power"]
+        if cfg.spectral_weight:
+            terms["spectral"] = spectral_loss(x, batch["wave"], tuple(cfg.spectral_ffts))
+            total = total + cfg.spectral_weight * terms["spectral"]
         if cfg.contrastive_weight:
             other_speaker = None if speaker is None else speaker.roll(1, dims=0)
             other = self.teacher.distribution_params(x, mismatched(mel), other_speaker)
@@ -170,7 +184,8 @@ class StudentTask(AudioTask):
 
     def validate(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
         """The KL ("loss"; closed form or sampled, as in training), the teacher's NLL of the student's
-        samples, the student's entropy, the power loss and the log-mel L1 distance to the real audio."""
+        samples, the student's entropy, the power and spectral losses and the log-mel L1 distance to the real
+        audio."""
         cfg, noise = self.config.loss, self.config.model.noise
         mel, wave = batch["mel"], batch["wave"]
         z = _bare(model).draw_noise(wave.shape, device=mel.device, dtype=mel.dtype)
@@ -186,6 +201,7 @@ class StudentTask(AudioTask):
             "teacher_nll": -teacher_log_density(self.teacher.head, params, x).mean(),
             "entropy": student_entropy(log_s_tot, noise),
             "power": power_loss(x, wave, cfg.n_fft, cfg.fft_hop),
+            "spectral": spectral_loss(x, wave, tuple(cfg.spectral_ffts)),
             "log_mel_l1": mel_l1,
         }
 
