@@ -1,4 +1,4 @@
-"""`wavesynth synthesize`, `evaluate` and `models` on a tiny random student."""
+"""`wavesynth synthesize`, `evaluate`, `export` and `models` on a tiny random student."""
 
 import json
 from pathlib import Path
@@ -101,3 +101,21 @@ def test_evaluate_writes_a_report(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "evaluate", "--model", "tiny", "--data", str(tmp_path / "empty"))
     assert code == 2 and "no audio files" in err
+
+
+def test_export_a_checkpoint_to_a_model_folder(capsys, shipped, tmp_path):
+    out = tmp_path / "my-student"
+    code, stdout, _ = run(capsys, "export", "--checkpoint", str(shipped / "run.pt"), "--out", str(out))
+    assert code == 0 and "my-student (student, speechbrain-16k, 16000 Hz)" in stdout
+    assert json.loads((out / "config.json").read_text())["name"] == "my-student"
+    code, _, _ = run(capsys, "synthesize", "--model", str(out), "--mel", _mel_file(tmp_path), "--out",
+                     str(tmp_path / "x.wav"), "--device", "cpu")
+    assert code == 0 and sf.info(tmp_path / "x.wav").frames == 12 * 256
+    code, _, err = run(capsys, "export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out))
+    assert code == 2 and err.startswith("wavesynth: error: ") and "no such checkpoint" in err
+
+
+def _mel_file(folder: Path) -> str:
+    path = folder / "mel.npy"
+    np.save(path, np.full((80, 12), -6.0, np.float32))
+    return str(path)

@@ -133,6 +133,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from wavesynth.vocoder import Vocoder, export_pretrained
+
+    out = export_pretrained(args.checkpoint, args.out, args.kind, args.name)
+    voc = Vocoder.from_pretrained(out, device="cpu")
+    print(f"{out}: {voc.name} ({voc.kind}, {voc.config.name}, {voc.sample_rate} Hz); use it with "
+          f"--model {out}, or copy it into pretrained/ to ship it")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from wavesynth.vocoder import PRETRAINED_DIR, default_model, list_pretrained, pretrained_config
 
@@ -207,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     evaluate.add_argument("--quiet", action="store_true", help="no line per clip")
     evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser("export", help="turn a training checkpoint into a model folder")
+    export.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="training checkpoint (best.pt or step-*.pt of a teacher or student run)")
+    export.add_argument("--out", required=True, metavar="DIR", help="model folder to write (config.json, "
+                        "model.pt)")
+    export.add_argument("--name", help="the model's name (default: the folder's name)")
+    export.add_argument("--kind", choices=["teacher", "student"],
+                        help="default: student if the run names a teacher, else teacher")
+    export.set_defaults(run=_export)
 
     models = commands.add_parser("models", help="list the shipped pretrained models")
     models.set_defaults(run=_models)

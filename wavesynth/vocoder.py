@@ -433,18 +433,23 @@ def _from_checkpoint(checkpoint: Path, kind: str | None, name: str) -> tuple[dic
 
 
 def export_pretrained(
-    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, kind: str, name: str
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    kind: str | None = None,
+    name: str | None = None,
 ) -> Path:
     """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt).
 
+    ``kind`` None: a student if the run names a teacher, else a teacher; ``name`` None: the folder's name.
     The mel preset is the run's ``data.preset``; for a normalising preset the statistics come from the
     run's first feature cache (``data.caches[0]``, relative to the working directory as in training).
     """
     from .train import save_checkpoint
 
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    info, model = _from_checkpoint(Path(checkpoint), kind, name)
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+    info, model = _from_checkpoint(checkpoint, kind, name or Path(out_dir).resolve().name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},

@@ -13,9 +13,6 @@ wavesynth train teacher --config recipes/ljspeech/teacher.toml --resume ${TEACHE
 wavesynth train student --config recipes/ljspeech/student.toml --teacher runs/ljspeech-teacher/best.pt \
     --resume ${STUDENT_ARGS:-}
 
-python - <<'PY'
-from wavesynth.vocoder import export_pretrained
-export_pretrained("runs/ljspeech-student/best.pt", "runs/ljspeech-22k-student", "student", "ljspeech-22k-student")
-PY
+wavesynth export --checkpoint runs/ljspeech-student/best.pt --out runs/ljspeech-22k-student
 wavesynth evaluate --model runs/ljspeech-22k-student --data cache/ljspeech-mini-22k cache/selfrec-22k \
     --out runs/eval-ljspeech-22k
