@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,12 @@ def test_train_student_logs_every_term_writes_audio_and_resumes(cache, teacher, 
             f"loss.kl={kl}", f"model.noise={noise}", "train.val_every=2", "train.save_every=2"]
     assert main([*args, "train.steps=2"]) == 0
     metrics = val_metrics(run)[2]
-    assert set(metrics) == {"loss", "teacher_nll", "entropy", "power", "spectral", "log_mel_l1"}
+    assert set(metrics) == {"loss", "kl", "teacher_nll", "entropy", "power", "spectral", "log_mel_l1"}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    # val/loss (which picks best.pt) is the objective: all weights 1, plus λ·penalty for the closed form
+    terms = metrics["kl"] + metrics["power"] + metrics["spectral"]
+    closed_form = kl == "gaussian"
+    assert metrics["loss"] > terms if closed_form else math.isclose(metrics["loss"], terms, rel_tol=1e-5)
     train_terms = (run / "metrics.csv").read_text()
     for term in ["train/kl", "train/entropy", "train/power", "train/spectral", "train/contrastive"]:
         assert term in train_terms

@@ -8,9 +8,10 @@ once over x and minimises
 
 with the KL sampled (Parallel WaveNet, M draws per step) or closed form (ClariNet, Gaussian teacher and
 student, plus λ times the log-scale regulariser); c' is a mismatched mel (the batch rolled by one, or the
-mel reversed in time for a batch of one). Every term is logged. Validation reports the KL estimate, the
-teacher's NLL of the student's samples, the student's entropy, the power loss and the log-mel L1 distance
-between the student's audio and the real audio of the same mel, and writes audio samples.
+mel reversed in time for a batch of one). Every term is logged. Validation reports the objective without
+the contrastive term (which selects best.pt), the KL estimate, the power and spectral terms, the teacher's
+NLL of the student's samples, the student's entropy and the log-mel L1 distance between the student's audio
+and the real audio of the same mel, and writes audio samples.
 
 The teacher is loaded lazily (``teacher`` property) from the checkpoint named by ``DistillConfig.teacher``,
 with its EMA weights, frozen and in eval mode; it is held on the task, outside the student's module tree,
@@ -183,26 +184,29 @@ class StudentTask(AudioTask):
         return {"loss": total, **terms}
 
     def validate(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
-        """The KL ("loss"; closed form or sampled, as in training), the teacher's NLL of the student's
-        samples, the student's entropy, the power and spectral losses and the log-mel L1 distance to the real
-        audio."""
+        """The training objective without the contrastive term ("loss", which picks best.pt), its KL (closed
+        form or sampled, as in training), power and spectral terms, the teacher's NLL of the student's
+        samples, the student's entropy and the log-mel L1 distance to the real audio."""
         cfg, noise = self.config.loss, self.config.model.noise
         mel, wave = batch["mel"], batch["wave"]
         z = _bare(model).draw_noise(wave.shape, device=mel.device, dtype=mel.dtype)
         x, mu_tot, log_s_tot = model(z, mel)
         params = self.teacher.distribution_params(x, mel, self._speaker(batch))
         if cfg.kl == "gaussian":
-            kl = gaussian_kl(*self.teacher.head.split(params), mu_tot, log_s_tot).kl
+            clarinet = gaussian_kl(*self.teacher.head.split(params), mu_tot, log_s_tot, cfg.log_scale_weight)
+            kl, kl_loss = clarinet.kl, clarinet.loss
         else:
-            kl = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples).kl
-        mel_l1 = (self._mel_extractor(x) - self._mel_extractor(wave)).abs().mean()
+            kl = kl_loss = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples).kl
+        power = power_loss(x, wave, cfg.n_fft, cfg.fft_hop)
+        spectral = spectral_loss(x, wave, tuple(cfg.spectral_ffts))
         return {
-            "loss": kl,
+            "loss": cfg.kl_weight * kl_loss + cfg.power_weight * power + cfg.spectral_weight * spectral,
+            "kl": kl,
             "teacher_nll": -teacher_log_density(self.teacher.head, params, x).mean(),
             "entropy": student_entropy(log_s_tot, noise),
-            "power": power_loss(x, wave, cfg.n_fft, cfg.fft_hop),
-            "spectral": spectral_loss(x, wave, tuple(cfg.spectral_ffts)),
-            "log_mel_l1": mel_l1,
+            "power": power,
+            "spectral": spectral,
+            "log_mel_l1": (self._mel_extractor(x) - self._mel_extractor(wave)).abs().mean(),
         }
 
     def _mel_extractor(self, wave: Tensor) -> Tensor:
