@@ -200,6 +200,34 @@ def test_teacher_folder_generates_autoregressively(tmp_path):
     assert all(np.isfinite(a).all() for a in audio)
 
 
+def test_chunked_teacher_generation_equals_unchunked(tmp_path, speech_mel):
+    torch.manual_seed(0)
+    checkpoint = fake_checkpoint(tmp_path / "teacher.pt", WaveNet(WaveNetConfig(**TINY_TEACHER)))
+    teacher = Vocoder.from_pretrained(checkpoint, "cpu")
+    left, right = teacher.model.chunk_context_frames
+    mel = speech_mel[:, :14]
+    assert left + 3 + right < 14  # some chunks lie wholly inside, away from both ends
+    whole = teacher.synthesize(mel)
+    teacher.chunk_frames = 3
+    chunked = teacher.synthesize(mel)  # each chunk replays its left context as a known prefix
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    assert np.abs(whole).max() > 1e-3 and np.abs(np.diff(chunked)).max() <= np.abs(np.diff(whole)).max() + 1e-5
+
+
+def test_teacher_generation_continues_a_prefix():
+    torch.manual_seed(0)
+    teacher = WaveNet(WaveNetConfig(**TINY_TEACHER, hop_length=4, n_mels=5, upsample_scales=(4,))).eval()
+    mel, noise = torch.randn(2, 5, 6), teacher.head.draw_noise((2, 24))
+    whole = teacher.generate(mel, noise=noise)
+    continued = teacher.generate(mel, noise=noise, prefix=whole[:, :10])
+    torch.testing.assert_close(continued, whole)  # feeding its own samples back changes nothing
+    other = torch.randn(2, 10) * 0.1
+    diverted = teacher.generate(mel, noise=noise, prefix=other)
+    assert torch.equal(diverted[:, :10], other) and not torch.allclose(diverted[:, 10:], whole[:, 10:])
+    with pytest.raises(ValueError, match="prefix must be"):
+        teacher.generate(mel, noise=noise, prefix=torch.zeros(3, 10))
+
+
 def test_normalising_preset_takes_statistics_from_the_cache(tmp_path, monkeypatch):
     config = get_preset("pwg-22k")
     cache = tmp_path / "cache"

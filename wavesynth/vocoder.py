@@ -10,15 +10,16 @@ A model folder (the shipped ones are ``pretrained/<name>/`` at the top of the re
 Loading never executes code from a file. ``export_pretrained`` makes such a folder from a training
 checkpoint (its EMA weights).
 
-Chunked synthesis (student). Output sample t depends on the noise z_{t-R..t} (R = receptive field) and,
-through the mel upsampler, on mel frames up to Q beyond the frames it uses. So the mel is cut into chunks
-of ``chunk_frames`` frames [a, b); each is run on frames [a - L, b + Q) (clipped to the mel) with
-L = Q + ceil(R / hop) and only its own samples [a·hop, b·hop) are kept. The noise is a function of the
-sample position only (block j of ``NOISE_BLOCK`` samples is drawn from a generator seeded with
-(seed, j)), so every chunk sees the same noise as the whole utterance would: chunked output equals
-unchunked output to float precision, memory is bounded by the chunk size, and an utterance in a batch gets
-exactly what it gets alone (a batch is right-padded with zero frames, which is what the upsampler assumes
-outside an utterance anyway).
+Chunked synthesis. Output sample t depends on the noise z_{t-R..t} (student) or the samples x_{t-R..t-1}
+(teacher), R the receptive field, and, through the mel upsampler, on mel frames up to Q beyond the frames it
+uses. So the mel is cut into chunks of ``chunk_frames`` frames [a, b); each is run on frames [a - L, b + Q)
+(clipped to the mel) with L = Q + ceil(R / hop) and only its own samples [a·hop, b·hop) are kept. The
+teacher is fed the samples it already generated for frames [a - L, a) as a known prefix (teacher forcing)
+and samples from frame a on. The noise is a function of the sample position only (block j of
+``NOISE_BLOCK`` samples is drawn from a generator seeded with (seed, j)), so every chunk sees the same
+noise as the whole utterance would: chunked output equals unchunked output to float precision, memory is
+bounded by the chunk size, and an utterance in a batch gets exactly what it gets alone (a batch is
+right-padded with zero frames, which is what the upsampler assumes outside an utterance anyway).
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class Vocoder:
 
     ``sample_rate``, ``hop_length``, ``n_mels`` and ``config`` (the ``MelConfig``) describe the features;
     ``stats`` are the corpus statistics of a normalising preset (else None); ``info`` is the model folder's
-    config.json; ``chunk_frames`` bounds the frames a student runs at once.
+    config.json; ``chunk_frames`` bounds the frames the model runs at once.
     """
 
     def __init__(
@@ -317,8 +318,7 @@ class Vocoder:
         """Audio from mel-spectrograms: float32 (frames·hop,) for one (n_mels, frames) mel, (B, frames·hop)
         for a (B, n_mels, frames) array, and a list for a list of mels of any lengths; clipped to [-1, 1].
         The noise comes from ``seed``; ``temperature`` scales it (student) or each step's spread (teacher).
-        A student runs in chunks (bounded memory); a teacher generates whole utterances sample by sample
-        (about 100 bytes per sample of state, and slow)."""
+        Both run in chunks (bounded memory); a teacher generates sample by sample (slow)."""
         if isinstance(mel, np.ndarray | Tensor):
             if mel.ndim == 3:
                 return np.stack(self._synthesize([self._check_mel(m) for m in mel], temperature, seed))
@@ -333,37 +333,50 @@ class Vocoder:
         for row, m in zip(batch, mels, strict=True):
             row[:, : m.shape[1]] = m
         with torch.inference_mode():
-            if self.kind == "student":
-                audio = self._student(batch, temperature, seed)
-            else:
-                generator = torch.Generator(self.device).manual_seed(seed)
-                lengths = torch.tensor(frames, device=self.device)
-                audio = self.model.generate(batch, temperature=temperature, lengths=lengths,
-                                            generator=generator).cpu().numpy()
+            synthesize = self._student if self.kind == "student" else self._teacher
+            audio = synthesize(batch, temperature, seed)
         return [audio[i, : n * self.hop_length].clip(-1.0, 1.0) for i, n in enumerate(frames)]
 
     def _noise(self, start: int, stop: int, seed: int) -> Tensor:
-        """The student's noise ε for samples [start, stop) (the same for every utterance), on the device."""
+        """The noise for samples [start, stop) (the same for every utterance), on the device: the student's ε
+        (1, stop - start), or the teacher head's (1, noise_size, stop - start)."""
         blocks = []
         for j in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
             block_seed = int(np.random.SeedSequence([seed, j]).generate_state(1)[0])
             generator = torch.Generator().manual_seed(block_seed)
-            blocks.append(self.model.draw_noise((1, NOISE_BLOCK), generator, dtype=torch.float32))
+            draw = self.model.draw_noise if self.kind == "student" else self.model.head.draw_noise
+            blocks.append(draw((1, NOISE_BLOCK), generator, dtype=torch.float32))
         offset = start - (start // NOISE_BLOCK) * NOISE_BLOCK
-        return torch.cat(blocks, 1)[:, offset : offset + stop - start].to(self.device)
+        return torch.cat(blocks, -1)[..., offset : offset + stop - start].to(self.device)
+
+    def _chunks(self, total: int):
+        """(a, b, lo, hi) per chunk: its own frames [a, b) and the frames [lo, hi) it runs on."""
+        left, right = self.model.chunk_context_frames
+        for a in range(0, total, self.chunk_frames):
+            b = min(a + self.chunk_frames, total)
+            yield a, b, max(a - left, 0), min(b + right, total)
 
     def _student(self, mel: Tensor, temperature: float, seed: int) -> np.ndarray:
         """(B, frames·hop) in chunks of ``chunk_frames`` (module docstring), assembled on the CPU."""
-        hop, total = self.hop_length, mel.shape[-1]
-        left, right = self.model.chunk_context_frames
-        out = np.empty((mel.shape[0], total * hop), dtype=np.float32)
-        for a in range(0, total, self.chunk_frames):
-            b = min(a + self.chunk_frames, total)
-            lo, hi = max(a - left, 0), min(b + right, total)
+        hop = self.hop_length
+        out = np.empty((mel.shape[0], mel.shape[-1] * hop), dtype=np.float32)
+        for a, b, lo, hi in self._chunks(mel.shape[-1]):
             noise = self._noise(lo * hop, hi * hop, seed).expand(mel.shape[0], -1)
             x = self.model.sample(mel[..., lo:hi], temperature, noise=noise)
             out[:, a * hop : b * hop] = x[:, (a - lo) * hop : (b - lo) * hop].cpu().numpy()
         return out
+
+    def _teacher(self, mel: Tensor, temperature: float, seed: int) -> np.ndarray:
+        """(B, frames·hop) generated chunk after chunk: each chunk feeds the samples of its left context
+        (already generated) as a known prefix, then samples its own (module docstring)."""
+        hop = self.hop_length
+        out = torch.empty(mel.shape[0], mel.shape[-1] * hop)
+        for a, b, lo, hi in self._chunks(mel.shape[-1]):
+            noise = self._noise(lo * hop, hi * hop, seed).expand(mel.shape[0], -1, -1)
+            prefix = out[:, lo * hop : a * hop].to(self.device)
+            x = self.model.generate(mel[..., lo:hi], temperature=temperature, noise=noise, prefix=prefix)
+            out[:, a * hop : b * hop] = x[:, (a - lo) * hop : (b - lo) * hop].cpu()
+        return out.numpy()
 
     def __repr__(self) -> str:
         return (f"Vocoder({self.name!r}, kind={self.kind}, preset={self.config.name}, "

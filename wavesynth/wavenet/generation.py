@@ -204,17 +204,36 @@ class GenerationState:
             x = self.head.mode(params)
         else:
             x = self.head.sample_from_noise(params, self.step_noise, self.temperature)
+        self._store(x)
+
+    def force(self, x: Tensor) -> None:
+        """One step with x_t (B,) given instead of sampled (teacher forcing a known prefix)."""
+        self.advance()
+        self._store(x.to(self.x_prev.dtype))
+
+    def _store(self, x: Tensor) -> None:
         x = x.unsqueeze(0)
         self.output.index_copy_(0, self.t, x)
         self.x_prev.copy_(x)
 
 
-def _run(state: GenerationState, use_cuda_graph: bool) -> None:
-    """``num_steps`` steps, replaying a CUDA graph of one chunk of steps on CUDA devices."""
-    if not (use_cuda_graph and state.output.is_cuda):
-        for _ in range(state.num_steps):
+def _run(state: GenerationState, use_cuda_graph: bool, prefix: Tensor | None = None) -> None:
+    """``num_steps`` steps, the first ``prefix.shape[1]`` forced to ``prefix`` (B, P) and the rest sampled,
+    replaying a CUDA graph of one chunk of steps on CUDA devices (when P is a whole number of chunks)."""
+    forced = 0 if prefix is None else prefix.shape[1]
+    graph = _capture(state) if use_cuda_graph and state.output.is_cuda and forced % state.chunk == 0 else None
+    for t in range(forced):
+        state.force(prefix[:, t])
+    if graph is None:
+        for _ in range(state.num_steps - forced):
             state.step()
-        return
+    else:
+        for _ in range((state.num_steps - forced) // state.chunk):
+            graph.replay()
+
+
+def _capture(state: GenerationState) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of ``state.chunk`` steps from a chunk boundary (state is reset to t = 0 after)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -227,8 +246,7 @@ def _run(state: GenerationState, use_cuda_graph: bool) -> None:
         for _ in range(state.chunk):
             state.step()
     state.reset()
-    for _ in range(state.num_steps // state.chunk):
-        graph.replay()
+    return graph
 
 
 def generate(
@@ -241,6 +259,7 @@ def generate(
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
     use_cuda_graph: bool = True,
+    prefix: Tensor | None = None,
 ) -> Tensor:
     """Samples x ~ Π_t p(x_t | x_<t, c), (B, frames·hop), or (frames·hop,) for a single (n_mels, frames) mel.
 
@@ -249,7 +268,8 @@ def generate(
     lengths·hop, so row b equals generating utterance b alone with the same noise. ``temperature`` scales
     the spread of each step's distribution (see the head); ``deterministic`` takes the head's mode instead
     of sampling. ``noise`` (B, head.noise_size, T) fixes the head's noise (``head.draw_noise``; else it is
-    drawn on the device from ``generator``).
+    drawn on the device from ``generator``). ``prefix`` (B, P) continues given audio: its P samples are fed
+    (teacher forcing) instead of sampled and returned as the first P samples of the output.
     """
     single = mel.dim() == 2
     mel = mel.unsqueeze(0) if single else mel
@@ -263,7 +283,13 @@ def generate(
             lengths = torch.as_tensor(lengths, device=mel.device)
             mel = mel * (torch.arange(mel.shape[-1], device=mel.device) < lengths.unsqueeze(1)).unsqueeze(1)
         state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator)
-        _run(state, use_cuda_graph)
+        if prefix is not None:
+            prefix = prefix.unsqueeze(0) if prefix.dim() == 1 else prefix
+            if prefix.shape[0] != mel.shape[0] or prefix.shape[1] > state.num_steps:
+                raise ValueError(f"prefix must be (batch={mel.shape[0]}, at most {state.num_steps} samples), "
+                                 f"got {tuple(prefix.shape)}")
+            prefix = prefix.to(state.output.device)
+        _run(state, use_cuda_graph, prefix)
         out = state.samples().clone()
         if lengths is not None:
             ends = lengths.to(out.device).unsqueeze(1) * hop

@@ -47,6 +47,14 @@ class WaveNet(nn.Module):
         """Samples of the past that the parameters at t depend on (plus the current input slot)."""
         return self.stack.receptive_field
 
+    @property
+    def chunk_context_frames(self) -> tuple[int, int]:
+        """(left, right) mel frames around a chunk's own frames for chunked generation: the samples of the
+        left frames (Q + ceil(R / hop), R = ``receptive_field``) are fed as a known prefix, and the
+        conditioning at a sample depends on mel frames up to Q = ``upsampler.context`` either side."""
+        Q = self.upsampler.context
+        return Q + math.ceil(self.receptive_field / self.config.hop_length), Q
+
     def speaker_vector(self, mel: Tensor, speaker: Tensor | None) -> Tensor | None:
         """The global conditioning (B, speaker_dim) for speaker ids (B,), or None without speakers."""
         if self.speaker_embedding is None:
@@ -101,6 +109,8 @@ class WaveNet(nn.Module):
         deterministic: bool = False,
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
+        prefix: Tensor | None = None,
     ) -> Tensor:
         """Autoregressive samples (B, frames·hop); see ``wavesynth.wavenet.generation.generate``."""
-        return generate(self, mel, speaker, temperature, lengths, deterministic, noise, generator)
+        return generate(self, mel, speaker, temperature, lengths, deterministic, noise, generator,
+                        prefix=prefix)
