@@ -100,8 +100,10 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def write_metrics(out: Path, metrics: dict) -> None:
-    """metrics.json in the output folder (and the path printed)."""
+def write_results(out: Path, report: str, metrics: dict) -> None:
+    """results.md (the markdown report, also printed) and metrics.json in the output folder."""
+    (out / "results.md").write_text(report + "\n")
+    print(report)
     path = out / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {path}")
@@ -112,6 +114,20 @@ def save_figure(fig: plt.Figure, path: Path, dpi: int = 72) -> None:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     print(f"wrote {path}")
+
+
+def plot_validation_curves(histories: dict[str, dict], path: Path, ylabel: str, title: str,
+                           sign: float = 1.0) -> None:
+    """Each model's validation curve (``history["validation"]`` times ``sign`` against its step)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, history in histories.items():
+        ax.plot(history["validation_step"], [sign * v for v in history["validation"]], label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
 
 
 def markdown_table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:

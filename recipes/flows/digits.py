@@ -21,7 +21,16 @@ from dataclasses import asdict, dataclass
 
 import matplotlib.pyplot as plt
 import torch
-from common import Stopwatch, count_parameters, fit, markdown_table, parse_args, save_figure, write_metrics
+from common import (
+    Stopwatch,
+    count_parameters,
+    fit,
+    markdown_table,
+    parse_args,
+    plot_validation_curves,
+    save_figure,
+    write_results,
+)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
@@ -224,18 +233,6 @@ def plot_inpainting(model: DigitsFlow, test: Tensor, mean_image: Tensor, steps: 
     return {"rmse_levels_nice": rmse(filled), "rmse_levels_mean_image": rmse(mean_fill)}
 
 
-def plot_curves(histories: dict[str, dict], path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, history in histories.items():
-        ax.plot(history["validation_step"], history["validation"], label=name)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("validation bits/dim")
-    ax.set_title("8x8 digits: validation bits/dim while training")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save_figure(fig, path)
-
-
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], "digits")
     config = QUICK if args.quick else Config()
@@ -285,7 +282,8 @@ def main() -> None:
     inpainting = plot_inpainting(
         models["NICE"], test, mean_image, config.inpaint_steps, args.out / "inpainting.png"
     )
-    plot_curves(histories, args.out / "curves.png")
+    plot_validation_curves(histories, args.out / "curves.png", "validation bits/dim",
+                           "8x8 digits: validation bits/dim while training")
 
     bpd = {name: r["test_bpd"] for name, r in results.items()}
     baseline = bpd["Gaussian (full covariance)"]
@@ -304,10 +302,9 @@ def main() -> None:
             for n, r in results.items()
         ],
     )
-    (args.out / "results.md").write_text(report + "\n")
-    print(report)
-    write_metrics(
+    write_results(
         args.out,
+        report,
         {
             "config": asdict(config),
             "seed": args.seed,

@@ -16,7 +16,16 @@ from dataclasses import asdict, dataclass
 
 import matplotlib.pyplot as plt
 import torch
-from common import Stopwatch, count_parameters, fit, markdown_table, parse_args, save_figure, write_metrics
+from common import (
+    Stopwatch,
+    count_parameters,
+    fit,
+    markdown_table,
+    parse_args,
+    plot_validation_curves,
+    save_figure,
+    write_results,
+)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
@@ -90,18 +99,6 @@ def evaluate(vae: flows.VAE, x: Tensor, elbo_samples: int, iw_samples: int) -> d
     return {"elbo": elbo, "log_p": log_p, "gap": log_p - elbo}
 
 
-def plot_curves(histories: dict[str, dict], path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, history in histories.items():
-        ax.plot(history["validation_step"], [-v for v in history["validation"]], label=name)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("validation ELBO (nats / image)")
-    ax.set_title("VAEs on binarised digits: validation ELBO")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save_figure(fig, path)
-
-
 def plot_samples(models: dict[str, flows.VAE], path, n: int = 36) -> None:
     """Decoder means sigmoid(decoder(z)), z ~ p(z), one 6 × 6 grid per model."""
     fig, axes = plt.subplots(1, len(models), figsize=(3.0 * len(models), 3.6))
@@ -164,7 +161,8 @@ def main() -> None:
         )
 
     torch.manual_seed(args.seed)
-    plot_curves(histories, args.out / "curves.png")
+    plot_validation_curves(histories, args.out / "curves.png", "validation ELBO (nats / image)",
+                           "VAEs on binarised digits: validation ELBO", sign=-1.0)
     plot_samples(models, args.out / "samples.png")
     iaf_tighter = results["IAF posterior"]["elbo"] > results["diagonal posterior"]["elbo"]
     print(f"IAF posterior gives a tighter test ELBO than the diagonal one: {iaf_tighter}")
@@ -178,10 +176,9 @@ def main() -> None:
         ],
         [[name, r["elbo"], r["log_p"], r["gap"], r["parameters"]] for name, r in results.items()],
     )
-    (args.out / "results.md").write_text(report + "\n")
-    print(report)
-    write_metrics(
+    write_results(
         args.out,
+        report,
         {
             "config": asdict(config),
             "seed": args.seed,

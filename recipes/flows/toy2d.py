@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import matplotlib.pyplot as plt
 import torch
 import zuko
-from common import Stopwatch, count_parameters, fit, markdown_table, parse_args, save_figure, write_metrics
+from common import Stopwatch, count_parameters, fit, markdown_table, parse_args, save_figure, write_results
 from torch import Tensor, nn
 
 from wavesynth import flows
@@ -171,9 +171,7 @@ def main() -> None:
     rows = [[density, *(table[density][m] for m in models)] for density in table]
     rows.append(["8 Gaussians true entropy", entropy, *([""] * (len(models) - 1))])
     report = markdown_table(["density (test NLL, nats)", *models], rows)
-    (args.out / "results.md").write_text(report + "\n")
-    print(report)
-    write_metrics(args.out, metrics)
+    write_results(args.out, report, metrics)
     print(f"total {total():.0f} s")
 
 
