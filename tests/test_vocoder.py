@@ -83,6 +83,18 @@ def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
         with pytest.raises(ValueError, match="CUDA is not available"):
             Vocoder.from_pretrained("tiny-student", device="cuda")
     assert vocoder_module.default_model() == "tiny-student"
+    monkeypatch.setattr(vocoder_module, "DEFAULT_MODEL", "tiny-student")
+    assert vocoder_module.default_model() == "tiny-student"
+
+
+def test_the_shipped_default_is_the_22k_student_whatever_sorts_first():
+    if "ljspeech-22k-student" not in list_pretrained():
+        pytest.skip("the shipped 22 kHz student is not installed here")
+    assert sorted(list_pretrained())[0] != "ljspeech-22k-student"  # allison-16k-student sorts first
+    assert vocoder_module.default_model() == "ljspeech-22k-student"
+
+
+def test_no_shipped_models(monkeypatch, tmp_path):
     monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", tmp_path / "absent")
     assert list_pretrained() == [] and vocoder_module.default_model() is None
     with pytest.raises(FileNotFoundError, match="no pretrained models"):
@@ -211,7 +223,8 @@ def test_chunked_teacher_generation_equals_unchunked(tmp_path, speech_mel):
     teacher.chunk_frames = 3
     chunked = teacher.synthesize(mel)  # each chunk replays its left context as a known prefix
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
-    assert np.abs(whole).max() > 1e-3 and np.abs(np.diff(chunked)).max() <= np.abs(np.diff(whole)).max() + 1e-5
+    assert np.abs(whole).max() > 1e-3
+    assert np.abs(np.diff(chunked)).max() <= np.abs(np.diff(whole)).max() + 1e-5  # no jumps at the seams
 
 
 def test_teacher_generation_continues_a_prefix():

@@ -53,6 +53,7 @@ PRETRAINED_DIR = _pretrained_dir()
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
 KINDS = ("student", "teacher")
 CHUNK_FRAMES = 512
+DEFAULT_MODEL = "ljspeech-22k-student"  # the 22.05 kHz HiFi-GAN convention, the most common one
 NOISE_BLOCK = 1 << 16
 
 MelInput = np.ndarray | Tensor
@@ -66,9 +67,11 @@ def list_pretrained() -> list[str]:
 
 
 def default_model() -> str | None:
-    """The model ``from_pretrained()`` loads: the shipped student (the first by name if there are
-    several), else the first shipped model; None when nothing is shipped."""
+    """The model ``from_pretrained()`` loads: ``DEFAULT_MODEL`` when shipped, else the first shipped student
+    by name, else the first shipped model; None when nothing is shipped."""
     names = list_pretrained()
+    if DEFAULT_MODEL in names:
+        return DEFAULT_MODEL
     students = [n for n in names if _read_config(PRETRAINED_DIR / n / CONFIG_FILE)["kind"] == "student"]
     return (students or names or [None])[0]
 
