@@ -343,11 +343,11 @@ class Vocoder:
     def _noise(self, start: int, stop: int, seed: int) -> Tensor:
         """The noise for samples [start, stop) (the same for every utterance), on the device: the student's ε
         (1, stop - start), or the teacher head's (1, noise_size, stop - start)."""
+        draw = self.model.draw_noise if self.kind == "student" else self.model.head.draw_noise
         blocks = []
         for j in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
             block_seed = int(np.random.SeedSequence([seed, j]).generate_state(1)[0])
             generator = torch.Generator().manual_seed(block_seed)
-            draw = self.model.draw_noise if self.kind == "student" else self.model.head.draw_noise
             blocks.append(draw((1, NOISE_BLOCK), generator, dtype=torch.float32))
         offset = start - (start // NOISE_BLOCK) * NOISE_BLOCK
         return torch.cat(blocks, -1)[..., offset : offset + stop - start].to(self.device)
