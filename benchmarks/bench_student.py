@@ -14,7 +14,7 @@ dense fp32 matmul rate (a 2048² torch.matmul), measured in the same rounds with
 Timings are medians of interleaved rounds, so background load hits every contender (and the floor)
 alike; the load average is printed with the results.
 
-Run: .venv/bin/python benchmarks/bench_student.py [--threads N]      (a minute or two on 2 cores)
+Run: .venv/bin/python benchmarks/bench_student.py [--threads N] [--device cuda]   (a minute or two on 2 cores)
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--teacher-frames", type=int, default=4, help="frames the teacher generates per call")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the floor is then that device's)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -65,20 +67,24 @@ def main() -> None:
                     load_config(TeacherConfig, RECIPES / "teacher.toml").model),
     }
     frames = round(args.seconds * SAMPLE_RATE / 256)
-    mel = torch.randn(1, 80, frames)
+    mel = torch.randn(1, 80, frames, device=device)
     teacher_mel = mel[..., : args.teacher_frames]
     models, calls = {}, {}
     for name, (student_config, teacher_config) in sizes.items():
-        student, teacher = ParallelWaveNet(student_config).eval(), WaveNet(teacher_config).eval()
+        student = ParallelWaveNet(student_config).to(device).eval()
+        teacher = WaveNet(teacher_config).to(device).eval()
         models[name] = student
         calls[f"{name} student"] = lambda s=student: s.sample(mel)
         calls[f"{name} teacher"] = lambda t=teacher: t.generate(teacher_mel)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; student audio {frames} frames "
+    threads = f"{torch.get_num_threads()} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else threads
+    print(f"torch {torch.__version__}, {where}; student audio {frames} frames "
           f"({frames * 256} samples), teacher {args.teacher_frames} frames, batch 1")
     n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     calls["matmul"] = lambda: torch.matmul(a, b)
-    seconds = interleaved_seconds(calls, args.repeats)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    seconds = interleaved_seconds(calls, args.repeats, synchronize)
     rate = 2 * n**3 / seconds["matmul"]
 
     print(f"\n{'':9s}{'student samples/s':>18s}{'RTF':>7s}{'teacher samples/s':>19s}{'speed-up':>10s}"
