@@ -109,6 +109,18 @@ def test_actnorm_initialises_once_and_not_after_loading(tmp_path):
     torch.testing.assert_close(loaded.log_scale, actnorm.log_scale)
 
 
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1, 1)])
+def test_actnorm_initialised_on_a_single_value_keeps_a_unit_scale(shape):
+    actnorm = flows.ActNorm(3)
+    x = torch.randn(shape)
+    z, log_det = actnorm(x)
+    assert torch.equal(actnorm.log_scale, torch.zeros(3)) and torch.equal(log_det, torch.zeros(1))
+    torch.testing.assert_close(z, torch.zeros(shape))
+    constant = flows.ActNorm(3)
+    constant(torch.ones(8, 3))  # equal values: no spread to normalise
+    assert torch.equal(constant.log_scale, torch.zeros(3))
+
+
 def test_flow_log_prob_and_sampling_are_consistent():
     flow = flows.Flow(flows.StandardNormal(2), [flows.LULinear(2, init="rotation"), flows.ActNorm(2)])
     flow.log_prob(torch.randn(100, 2) * 2)  # initialises actnorm

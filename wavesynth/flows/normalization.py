@@ -60,7 +60,9 @@ class BatchNorm(Transform):
 class ActNorm(Transform):
     """z = (x + b) · exp(log_scale), initialised on the first batch so z has zero mean, unit variance.
 
-    The ``initialized`` flag is a buffer, so a loaded model is never re-initialised.
+    A channel whose first batch has one value, or values that are all equal, gets log_scale = 0 (a unit
+    scale) instead of an infinite or NaN one. The ``initialized`` flag is a buffer, so a loaded model is never
+    re-initialised.
     """
 
     def __init__(self, features: int):
@@ -72,8 +74,9 @@ class ActNorm(Transform):
     @torch.no_grad()
     def _initialize(self, x: Tensor) -> None:
         dims = _reduce_dims(x)
+        std = x.std(dims) if x.numel() > x.shape[1] else torch.zeros_like(self.log_scale)
         self.bias.copy_(-x.mean(dims))
-        self.log_scale.copy_(-torch.log(x.std(dims) + 1e-6))
+        self.log_scale.copy_(torch.where(std > 1e-6, -torch.log(std), 0.0))
         self.initialized.fill_(True)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
