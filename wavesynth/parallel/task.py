@@ -4,14 +4,15 @@ Each step draws noise z, runs the student x = g(z, c) on a training crop's mel c
 once over x and minimises
 
     kl_weight · KL(p_S ‖ p_T) + power_weight · power loss + spectral_weight · spectral loss
-        + contrastive_weight · (-KL(p_S ‖ p_T(·|c'))),
+        + mel_weight · mean |log mel(x) - log mel(x_real)| + contrastive_weight · (-KL(p_S ‖ p_T(·|c'))),
 
 with the KL sampled (Parallel WaveNet, M draws per step) or closed form (ClariNet, Gaussian teacher and
-student, plus λ times the log-scale regulariser); c' is a mismatched mel (the batch rolled by one, or the
-mel reversed in time for a batch of one). Every term is logged. Validation reports the objective without
-the contrastive term (which selects best.pt), the KL estimate, the power and spectral terms, the teacher's
-NLL of the student's samples, the student's entropy and the log-mel L1 distance between the student's audio
-and the real audio of the same mel, and writes audio samples.
+student, plus λ times the log-scale regulariser); the mel term is HiFi-GAN's reconstruction loss, on the
+preset's own log-mel (the features the student is conditioned on); c' is a mismatched mel (the batch
+rolled by one, or the mel reversed in time for a batch of one). Every term is logged. Validation reports
+the objective without the contrastive term (which selects best.pt), the KL estimate, the power and
+spectral terms, the teacher's NLL of the student's samples, the student's entropy and the log-mel L1
+distance between the student's audio and the real audio of the same mel, and writes audio samples.
 
 The teacher is loaded lazily (``teacher`` property) from the checkpoint named by ``DistillConfig.teacher``,
 with its EMA weights, frozen and in eval mode; it is held on the task, outside the student's module tree,
@@ -55,6 +56,7 @@ class LossConfig:
     power_weight: float = 1.0  # power loss on |STFT| (0 disables)
     spectral_weight: float = 0.0  # multi-resolution STFT loss (0 disables; not in the papers)
     spectral_ffts: list[int] = field(default_factory=lambda: [512, 1024, 2048])  # its STFT sizes
+    mel_weight: float = 0.0  # L1 between log-mels of student and real audio (0 disables; HiFi-GAN's)
     contrastive_weight: float = 0.3  # γ, Parallel WaveNet (0 disables; saves one teacher pass)
     n_fft: int = 1024  # STFT of the power loss: Hann window of n_fft samples
     fft_hop: int = 256
@@ -62,7 +64,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
-        weights = ("kl_weight", "log_scale_weight", "power_weight", "spectral_weight", "contrastive_weight")
+        weights = ("kl_weight", "log_scale_weight", "power_weight", "spectral_weight", "mel_weight",
+                   "contrastive_weight")
         for name in weights:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -175,6 +178,9 @@ class StudentTask(AudioTask):
         if cfg.spectral_weight:
             terms["spectral"] = spectral_loss(x, batch["wave"], tuple(cfg.spectral_ffts))
             total = total + cfg.spectral_weight * terms["spectral"]
+        if cfg.mel_weight:
+            terms["mel"] = self._log_mel_l1(x, batch["wave"])
+            total = total + cfg.mel_weight * terms["mel"]
         if cfg.contrastive_weight:
             other_speaker = None if speaker is None else speaker.roll(1, dims=0)
             other = self.teacher.distribution_params(x, mismatched(mel), other_speaker)
@@ -199,20 +205,23 @@ class StudentTask(AudioTask):
             kl = kl_loss = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples).kl
         power = power_loss(x, wave, cfg.n_fft, cfg.fft_hop)
         spectral = spectral_loss(x, wave, tuple(cfg.spectral_ffts))
+        log_mel_l1 = self._log_mel_l1(x, wave)
         return {
-            "loss": cfg.kl_weight * kl_loss + cfg.power_weight * power + cfg.spectral_weight * spectral,
+            "loss": cfg.kl_weight * kl_loss + cfg.power_weight * power + cfg.spectral_weight * spectral
+            + cfg.mel_weight * log_mel_l1,
             "kl": kl,
             "teacher_nll": -teacher_log_density(self.teacher.head, params, x).mean(),
             "entropy": student_entropy(log_s_tot, noise),
             "power": power,
             "spectral": spectral,
-            "log_mel_l1": (self._mel_extractor(x) - self._mel_extractor(wave)).abs().mean(),
+            "log_mel_l1": log_mel_l1,
         }
 
-    def _mel_extractor(self, wave: Tensor) -> Tensor:
+    def _log_mel_l1(self, x: Tensor, wave: Tensor) -> Tensor:
+        """mean |log mel(x) - log mel(wave)| on the preset's extractor (its log, floor and mel scale)."""
         if not hasattr(self, "_extractor"):
             self._extractor = MelExtractor(get_preset(self.config.data.preset)).to(wave.device)
-        return self._extractor.log_mel(wave)
+        return (self._extractor.log_mel(x) - self._extractor.log_mel(wave)).abs().mean()
 
     def samples(self, model: nn.Module) -> dict[str, Audio]:
         """Audio the student makes from held-out mels (the EMA model, temperature 1)."""
