@@ -106,3 +106,38 @@ def test_set_teacher_freezes_it_and_checks_that_it_fits():
     clarinet = load_config(DistillConfig, overrides=["loss.kl=gaussian", "model.noise=gaussian"])
     with pytest.raises(ValueError, match="needs a teacher with the Gaussian head"):
         StudentTask(clarinet).set_teacher(teacher)
+
+
+
+def test_the_mel_term_is_the_log_mel_l1_to_the_real_audio_and_trains_the_student():
+    """loss.mel_weight adds its weight times mean |log mel(x) - log mel(y)|, the validation's log_mel_l1."""
+    from wavesynth.audio import MelExtractor, get_preset
+
+    overrides = ["model.flow_layers=[2, 2]", "model.flow_cycles=[1, 1]", "model.channels=8",
+                 "model.gate_channels=8", "model.noise=gaussian", "loss.kl=gaussian",
+                 "loss.contrastive_weight=0", "data.segment_frames=8"]
+    teacher = WaveNet(WaveNetConfig(layers=2, cycles=1, residual_channels=8, gate_channels=8, skip_channels=8,
+                                    head="gaussian"))
+    tasks = {}
+    for weight in (0, 3):
+        config = load_config(DistillConfig, None, [*overrides, f"loss.mel_weight={weight}"])
+        tasks[weight] = StudentTask(config)
+        tasks[weight].set_teacher(teacher)
+    student = tasks[3].build_model()
+    extractor = MelExtractor(get_preset("hifigan-22k"))
+    wave = 0.1 * torch.randn(2, 8 * 256)
+    batch = {"wave": wave, "mel": extractor.log_mel(wave)}
+    terms = {}
+    for weight, task in tasks.items():
+        torch.manual_seed(1)
+        terms[weight] = task.loss(student, batch)
+    torch.manual_seed(1)
+    x, _, _ = student(student.draw_noise(wave.shape), batch["mel"])
+    mel_l1 = (extractor.log_mel(x) - batch["mel"]).abs().mean()
+    assert "mel" not in terms[0]
+    torch.testing.assert_close(terms[3]["mel"], mel_l1)
+    torch.testing.assert_close(terms[3]["loss"], terms[0]["loss"] + 3 * mel_l1)
+    terms[3]["mel"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    validation = tasks[3].validate(student, batch)
+    assert validation["log_mel_l1"] > 0 and validation["loss"] > 3 * validation["log_mel_l1"]
