@@ -40,9 +40,9 @@ checks() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     stamp "CUDA tests"
-    timeout 300 "$PYTHON" -m pytest tests/test_cuda.py -q -rs -p no:cacheprovider
+    timeout 300 "$PYTHON" -m pytest tests/test_cuda.py -rs -p no:cacheprovider
     stamp "the rest of the suite"
-    timeout 240 "$PYTHON" -m pytest -q -rf -p no:cacheprovider --ignore tests/test_cuda.py \
+    timeout 240 "$PYTHON" -m pytest -rf -p no:cacheprovider --ignore tests/test_cuda.py \
         --ignore tests/test_eval_metrics.py --deselect tests/test_cli_vocoder.py::test_evaluate_writes_a_report
     stamp "synthesis speed"
     timeout 180 "$PYTHON" benchmarks/bench_student.py --device "$DEVICE" --seconds 10 --teacher-frames 32 \
