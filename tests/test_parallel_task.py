@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from test_wavenet_task import TINY, cache, val_metrics, write_config  # noqa: F401 (cache is a fixture)
 
+from wavesynth.audio import MelExtractor, get_preset
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet
 from wavesynth.parallel.task import DistillConfig, StudentTask
@@ -111,8 +112,6 @@ def test_set_teacher_freezes_it_and_checks_that_it_fits():
 
 def test_the_mel_term_is_the_log_mel_l1_to_the_real_audio_and_trains_the_student():
     """loss.mel_weight adds its weight times mean |log mel(x) - log mel(y)|, the validation's log_mel_l1."""
-    from wavesynth.audio import MelExtractor, get_preset
-
     overrides = ["model.flow_layers=[2, 2]", "model.flow_cycles=[1, 1]", "model.channels=8",
                  "model.gate_channels=8", "model.noise=gaussian", "loss.kl=gaussian",
                  "loss.contrastive_weight=0", "data.segment_frames=8"]
