@@ -140,3 +140,24 @@ def test_the_mel_term_is_the_log_mel_l1_to_the_real_audio_and_trains_the_student
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
     validation = tasks[3].validate(student, batch)
     assert validation["log_mel_l1"] > 0 and validation["loss"] > 3 * validation["log_mel_l1"]
+
+
+def test_without_the_kl_a_training_step_never_runs_the_teacher():
+    """kl_weight = 0 (and no contrastive term) trains on the reconstruction terms alone, with no teacher pass;
+    validation still reports the KL against the teacher."""
+    overrides = ["model.flow_layers=[2]", "model.flow_cycles=[1]", "model.channels=8",
+                 "model.gate_channels=8", "loss.kl_weight=0", "loss.contrastive_weight=0",
+                 "loss.mel_weight=1", "data.segment_frames=8"]
+    task = StudentTask(load_config(DistillConfig, None, overrides))
+    teacher = WaveNet(WaveNetConfig(layers=2, cycles=1, residual_channels=8, gate_channels=8,
+                                    skip_channels=8))
+    task.set_teacher(teacher)
+    calls, distribution_params = [], teacher.distribution_params
+    teacher.distribution_params = lambda *args: calls.append(1) or distribution_params(*args)
+    student = task.build_model()
+    wave = 0.1 * torch.randn(2, 8 * 256)
+    batch = {"wave": wave, "mel": MelExtractor(get_preset("hifigan-22k")).log_mel(wave)}
+    terms = task.loss(student, batch)
+    assert not calls and "kl" not in terms
+    torch.testing.assert_close(terms["loss"], terms["power"] + terms["mel"])
+    assert task.validate(student, batch)["kl"].isfinite() and calls
