@@ -12,6 +12,7 @@ from wavesynth.audio import MelExtractor, MelStats, get_preset, load_audio
 from wavesynth.eval import (
     griffin_lim,
     log_mel_distance,
+    log_mel_distance_by_region,
     mel_cepstral_distortion,
     pesq_wideband,
     real_time_factor,
@@ -58,6 +59,20 @@ def test_noise_degrades_every_metric_monotonically(speech):
     assert np.all(np.diff(lmd) > 0) and np.all(np.diff(mcd) > 0)
     assert np.all(np.diff(pesq) < 0) and np.all(np.diff(intelligibility) < 0)
     assert lmd[0] > 0.5 and pesq[-1] < 2
+
+
+def test_the_distance_by_region_finds_where_two_signals_differ(speech):
+    """Halving everything below 1 kHz (-6.02 dB) shows in those bins, not above; a noise floor shows more in
+    the quiet half of the frames than in the loud half."""
+    spectrum = np.fft.rfft(speech)
+    spectrum[np.fft.rfftfreq(speech.shape[0], 1 / PRESET.sample_rate) < 1000] *= 0.5
+    quieter_lows = np.fft.irfft(spectrum, speech.shape[0]).astype(np.float32)
+    regions = log_mel_distance_by_region(speech, quieter_lows, PRESET)
+    assert regions["below_1khz"] == pytest.approx(6.02, abs=0.3) and regions["above_1khz"] < 1
+    assert regions["loud_frames"] == pytest.approx(regions["quiet_frames"], rel=0.1)
+    regions = log_mel_distance_by_region(speech, noisy(speech, 30), PRESET)
+    assert regions["quiet_frames"] > regions["loud_frames"] > 0
+    assert set(log_mel_distance_by_region(speech, speech, PRESET).values()) == {0}
 
 
 def test_lengths_are_cut_to_the_shorter_signal_and_bad_shapes_rejected(speech):
@@ -130,11 +145,13 @@ def test_report_writes_table_json_csv_and_figures(tmp_path):
     result = evaluate(Perfect(), [DATA / "second.flac"], tmp_path, figures=1)
     model, baseline = result["summary"]["model"], result["summary"]["griffin-lim"]
     assert model["log_mel_distance_db"]["mean"] == 0 and model["pesq_wb"]["mean"] > 4.5
+    assert model["log_mel_db_below_1khz"]["mean"] == 0 and baseline["log_mel_db_quiet_frames"]["mean"] > 0
     assert baseline["log_mel_distance_db"]["mean"] > 0 and baseline["stoi"]["n"] == 1
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["files"] == 1 and len(saved["per_file"]) == 2
     report = (tmp_path / "report.md").read_text()
-    assert "| griffin-lim |" in report and "![spectrograms_second.png](spectrograms_second.png)" in report
+    assert report.count("| griffin-lim |") == 2 and "| bins below 1 kHz |" in report
+    assert "![spectrograms_second.png](spectrograms_second.png)" in report
     assert (tmp_path / "spectrograms_second.png").stat().st_size > 10_000
     assert (tmp_path / "per_file.csv").read_text().startswith("id,system,seconds,")
     with pytest.raises(ValueError, match="no clips"):

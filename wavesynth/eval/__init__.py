@@ -4,11 +4,19 @@ PESQ, STOI and the figures need the ``eval`` extra (``pip install wavesynth[eval
 """
 
 from .griffin_lim import griffin_lim, mel_to_magnitude
-from .metrics import log_mel_distance, mel_cepstral_distortion, pesq_wideband, real_time_factor, stoi
+from .metrics import (
+    log_mel_distance,
+    log_mel_distance_by_region,
+    mel_cepstral_distortion,
+    pesq_wideband,
+    real_time_factor,
+    stoi,
+)
 
 __all__ = [
     "griffin_lim",
     "log_mel_distance",
+    "log_mel_distance_by_region",
     "mel_cepstral_distortion",
     "mel_to_magnitude",
     "pesq_wideband",

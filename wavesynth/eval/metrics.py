@@ -6,6 +6,10 @@ vocoder's output (``frames · hop`` samples) compares with the reference it was 
 * ``log_mel_distance`` (dB): on the model's mel filterbank and STFT (``MelConfig``), magnitudes
   M = max(mel, floor) with floor = max(log_floor, 1e-5), per frame the RMS over bins of 20·log10(M̂/M),
   averaged over frames: D = 1/F Σ_t sqrt(1/N Σ_m (20 log10 M̂[m,t] - 20 log10 M[m,t])²).
+* ``log_mel_distance_by_region`` (dB): the same D over a part of the spectrogram, to show where a distance
+  comes from: the bins centred below / above 1 kHz (the fundamental and lowest harmonics of speech, and
+  the formants and noise above them), and the loud / quiet half of the frames (the reference's frame level
+  Σ_m M[m,t]² at or above / below its median).
 * ``mel_cepstral_distortion`` (dB): mel-cepstra c_1..c_D of the log mel power spectrum
   L = ln max(mel², floor²) by a DCT-II over the N bins, c_d = 1/N Σ_m L_m cos(π d (m + ½) / N), so that
   L_m ≈ c_0 + 2 Σ_d c_d cos(π d (m + ½) / N); then MCD = 10·sqrt(2)/ln 10 · 1/F Σ_t sqrt(Σ_{d=1..D} Δc_d²)
@@ -33,6 +37,7 @@ PESQ_RATE = 16000
 MCD_ORDER = 24
 MCD_CONSTANT = 10 * math.sqrt(2) / math.log(10)
 DISTANCE_FLOOR = 1e-5  # magnitude floor of the distances: -100 dB re. a unit mel magnitude
+LOW_BAND_HZ = 1000.0  # the split of log_mel_distance_by_region
 
 
 def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,11 +62,38 @@ def _mel_magnitudes(reference: np.ndarray, estimate: np.ndarray, config: MelConf
     return mel.clamp_min(max(config.log_floor, DISTANCE_FLOOR))
 
 
+def _squared_db_differences(mel: torch.Tensor) -> torch.Tensor:
+    """(n_mels, frames) (20 log10 M̂ - 20 log10 M)² of the magnitudes of ``_mel_magnitudes``."""
+    return (20 * torch.log10(mel[1] / mel[0])).square()
+
+
+def _distance(squared_db: torch.Tensor) -> float:
+    """D: the mean over frames of the RMS over bins of (bins, frames) squared dB differences."""
+    return float(squared_db.mean(0).sqrt().mean()) if squared_db.numel() else math.nan
+
+
 def log_mel_distance(reference: np.ndarray, estimate: np.ndarray, config: MelConfig) -> float:
     """Mean over frames of the RMS over mel bins of the magnitude difference in dB (see module docstring)."""
+    return _distance(_squared_db_differences(_mel_magnitudes(reference, estimate, config)))
+
+
+def log_mel_distance_by_region(
+    reference: np.ndarray, estimate: np.ndarray, config: MelConfig
+) -> dict[str, float]:
+    """D below / above ``LOW_BAND_HZ`` and on the loud / quiet half of the frames (see module docstring);
+    NaN for a region without bins or frames."""
     mel = _mel_magnitudes(reference, estimate, config)
-    difference_db = 20 * torch.log10(mel[1] / mel[0])
-    return float(difference_db.square().mean(0).sqrt().mean())
+    squared_db = _squared_db_differences(mel)
+    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax)[1:-1]
+    low = torch.from_numpy(centres < LOW_BAND_HZ)
+    level = mel[0].square().sum(0)
+    loud = level >= level.median()
+    return {
+        "below_1khz": _distance(squared_db[low]),
+        "above_1khz": _distance(squared_db[~low]),
+        "loud_frames": _distance(squared_db[:, loud]),
+        "quiet_frames": _distance(squared_db[:, ~loud]),
+    }
 
 
 def mel_cepstrum(log_power: torch.Tensor, order: int = MCD_ORDER) -> torch.Tensor:

@@ -4,7 +4,8 @@ For each clip x (at the model's rate): c = vocoder.mel(x); x̂ = vocoder.synthes
 real-time factor, after one short warm-up call); x̃ = griffin_lim(c) from the same mel. Each output is scored
 against x with the metrics of ``wavesynth.eval.metrics``. ``out_dir`` receives
 
-* ``report.md``: what was measured, a table of mean ± standard deviation over clips per system, the figures;
+* ``report.md``: what was measured, a table of mean ± standard deviation over clips per system, the log-mel
+  distance by region (``log_mel_distance_by_region``: low / high bins, loud / quiet frames), the figures;
 * ``metrics.json``: the model, the summary and every clip's scores; ``per_file.csv``: the scores as a table;
 * ``spectrograms_<id>.png`` for the first ``figures`` clips: original, model and Griffin-Lim log-mels
   (dB re. a unit mel magnitude) stacked on one colour scale, time in s, frequency in Hz on the mel scale.
@@ -33,7 +34,14 @@ import torch
 from ..audio import AUDIO_EXTENSIONS, FeatureCache, MelConfig, MelExtractor, load_audio
 from ..audio.cache import MANIFEST
 from .griffin_lim import ITERATIONS, griffin_lim
-from .metrics import log_mel_distance, mel_cepstral_distortion, pesq_wideband, real_time_factor, stoi
+from .metrics import (
+    log_mel_distance,
+    log_mel_distance_by_region,
+    mel_cepstral_distortion,
+    pesq_wideband,
+    real_time_factor,
+    stoi,
+)
 
 SYSTEMS = ("model", "griffin-lim")
 METRICS = {  # key: (column title, format, ↓ lower or ↑ higher is better)
@@ -42,6 +50,12 @@ METRICS = {  # key: (column title, format, ↓ lower or ↑ higher is better)
     "pesq_wb": ("PESQ (wb)", "{:.2f}", "↑"),
     "stoi": ("STOI", "{:.3f}", "↑"),
     "rtf": ("real-time factor", "{:.3g}", "↓"),
+}
+REGIONS = {  # key: column title of the log-mel distance over one part of the spectrogram (dB, ↓)
+    "log_mel_db_below_1khz": "bins below 1 kHz",
+    "log_mel_db_above_1khz": "bins above 1 kHz",
+    "log_mel_db_loud_frames": "loud half of the frames",
+    "log_mel_db_quiet_frames": "quiet half of the frames",
 }
 WARM_UP_FRAMES = 16
 
@@ -102,6 +116,8 @@ def score(reference: np.ndarray, estimate: np.ndarray, config: MelConfig) -> dic
         "mcd_db": mel_cepstral_distortion(reference, estimate, config),
         "pesq_wb": pesq_wideband(reference, estimate, rate),
         "stoi": stoi(reference, estimate, rate),
+        **{f"log_mel_db_{region}": distance
+           for region, distance in log_mel_distance_by_region(reference, estimate, config).items()},
     }
 
 
@@ -163,7 +179,7 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     summary = {}
     for system in SYSTEMS:
         summary[system] = {}
-        for key in METRICS:
+        for key in [*METRICS, *REGIONS]:
             values = np.array([r[key] for r in rows if r["system"] == system], dtype=np.float64)
             values = values[np.isfinite(values)]
             mean = float(values.mean()) if values.size else math.nan
@@ -196,6 +212,17 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         for key, (_, fmt, _) in METRICS.items():
             m = metrics[key]
             cells.append("n/a" if m["n"] == 0 else f"{fmt.format(m['mean'])} ± {fmt.format(m['std'])}")
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Where the log-mel distance comes from: the same distance over part of the mel bins (by centre "
+        "frequency) or of the frames (by the clip's frame level, split at its median), in dB (↓):",
+        "",
+        "| system | " + " | ".join(REGIONS.values()) + " |",
+        "|" + "---|" * (len(REGIONS) + 1),
+    ]
+    for system, metrics in result["summary"].items():
+        cells = ["n/a" if metrics[key]["n"] == 0 else f"{metrics[key]['mean']:.2f}" for key in REGIONS]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines += [
         "",
