@@ -126,8 +126,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         result = evaluate(voc, clips, out, progress=None if args.quiet else print)
     _report_warnings(caught)
     for system, metrics in result["summary"].items():
-        cells = ", ".join(f"{title} {m['mean']:.3g} ± {m['std']:.2g}"
-                          for (title, _, _), m in zip(METRICS.values(), metrics.values(), strict=True))
+        cells = ", ".join(f"{title} {metrics[key]['mean']:.3g} ± {metrics[key]['std']:.2g}"
+                          for key, (title, _, _) in METRICS.items())
         print(f"{system}: {cells}")
     print(f"report: {os.path.join(out, 'report.md')}")
     return 0
