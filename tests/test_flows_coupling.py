@@ -225,6 +225,25 @@ def test_glow_temperature_scales_every_level_and_zero_gives_the_mode_path():
     torch.testing.assert_close(mode, expected.expand(3, -1, -1, -1))
 
 
+def test_diagonal_scaling_with_context_is_a_conditional_gaussian():
+    """With context c the layer is N(μ(c), σ(c)²) through a standard normal: s(c), b(c) per channel."""
+    layer = flows.DiagonalScaling((2, 3), shift=True, context_features=4).double()
+    _perturb(layer)
+    x, context = torch.randn(5, 2, 3, dtype=D), torch.randn(5, 4, dtype=D)
+    assert_exact_flow(layer, x, context)
+    s, b = layer.context(context).view(5, 2, 2, 1).unbind(1)
+    log_scale, shift = layer.log_scale + s, layer.shift + b
+    z, logabsdet = layer(x, context)
+    torch.testing.assert_close(z, x * log_scale.exp() + shift)
+    torch.testing.assert_close(logabsdet, log_scale.expand(5, 2, 3).sum((1, 2)))
+    fresh = flows.DiagonalScaling(3, context_features=4)  # starts at the identity
+    torch.testing.assert_close(fresh(x[:, 0].float(), context.float())[0], x[:, 0].float())
+    with pytest.raises(ValueError, match="context must have shape"):
+        fresh(x[:, 0].float())
+    with pytest.raises(ValueError, match="without context_features"):
+        flows.DiagonalScaling(3)(x[:, 0].float(), context.float())
+
+
 def test_glow_split_prior_uses_context():
     glow = flows.Glow(1, 2, 1, 4, image_size=4, context_features=2).double()
     x, context = torch.rand(3, 1, 4, 4, dtype=D), torch.randn(3, 2, dtype=D)
@@ -234,6 +253,8 @@ def test_glow_split_prior_uses_context():
     assert_exact_flow(glow.transform, x, context)
     assert not torch.allclose(glow.log_prob(x, context), glow.log_prob(x, context + 1))
     assert glow.sample(3, context, temperature=0.7).shape == (3, 1, 4, 4)
+    top = [t for t in glow.modules() if isinstance(t, flows.DiagonalScaling)]
+    assert len(top) == 1 and top[0].context is not None  # the learned top prior is conditional too
 
 
 def test_glow_state_survives_save_and_load(tmp_path):

@@ -151,23 +151,49 @@ class DiagonalScaling(Transform):
 
     Without shift it is NICE's final scaling layer. With shift it is a learned diagonal Gaussian prior
     N(μ, σ²) with σ = exp(−s), μ = −b·σ, evaluated through a standard-normal base (Glow's learned top).
+    With ``context_features`` a zero-initialised linear map of the context c, shape (batch,
+    context_features), adds to s (and b) per channel (the event's first axis): s(c) = s + W_s c, the
+    class-conditional top prior of Glow.
     """
 
-    def __init__(self, shape: int | Sequence[int], shift: bool = False):
+    def __init__(self, shape: int | Sequence[int], shift: bool = False, context_features: int | None = None):
         super().__init__()
         self.shape = event_shape(shape)
         self.log_scale = nn.Parameter(torch.zeros(self.shape))
         self.shift = nn.Parameter(torch.zeros(self.shape)) if shift else None
+        self.context = None
+        if context_features is not None:
+            self.context = nn.Linear(context_features, (1 + shift) * self.shape[0])
+            nn.init.zeros_(self.context.weight)
+            nn.init.zeros_(self.context.bias)
+
+    def _scale_and_shift(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """s and b, shaped like the event (no context) or (batch, *event) (with one)."""
+        check_event_shape(x, self.shape)
+        if self.context is None:
+            if context is not None:
+                raise ValueError("this DiagonalScaling was built without context_features but got a context")
+            return self.log_scale, self.shift
+        if context is None or context.dim() != 2 or context.shape[0] != x.shape[0]:
+            shape = None if context is None else tuple(context.shape)
+            expected = f"({x.shape[0]}, {self.context.in_features})"
+            raise ValueError(f"context must have shape {expected}, got {shape}")
+        offsets = self.context(context).view(x.shape[0], -1, self.shape[0], *([1] * (len(self.shape) - 1)))
+        log_scale = self.log_scale + offsets[:, 0]
+        return log_scale, None if self.shift is None else self.shift + offsets[:, 1]
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_event_shape(x, self.shape)
-        z = x * torch.exp(self.log_scale)
-        if self.shift is not None:
-            z = z + self.shift
-        return z, self.log_scale.sum().expand(x.shape[0])
+        log_scale, shift = self._scale_and_shift(x, context)
+        z = x * torch.exp(log_scale)
+        if shift is not None:
+            z = z + shift
+        return z, self._logabsdet(log_scale, x)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_event_shape(z, self.shape)
-        if self.shift is not None:
-            z = z - self.shift
-        return z * torch.exp(-self.log_scale), -self.log_scale.sum().expand(z.shape[0])
+        log_scale, shift = self._scale_and_shift(z, context)
+        if shift is not None:
+            z = z - shift
+        return z * torch.exp(-log_scale), -self._logabsdet(log_scale, z)
+
+    def _logabsdet(self, log_scale: Tensor, x: Tensor) -> Tensor:
+        return sum_except_batch(log_scale.expand_as(x))

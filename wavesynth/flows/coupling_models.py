@@ -118,6 +118,9 @@ def Glow(  # noqa: N802
     learned prior p(z_i | h_i) = N(μ(h_i), σ(h_i)²). ``permutation``: ``lu`` / ``plain`` invertible 1x1
     convolution, or the ablation's ``reverse`` / ``shuffle``; ``coupling``: ``affine`` (s = sigmoid(h + 2))
     or ``additive``. ``learn_top`` gives the last level a learned diagonal prior N(μ, σ²).
+    With ``context_features`` every coupling network and split prior also sees the context c (batch,
+    context_features), and the learned top prior becomes N(μ(c), σ(c)²) with per-channel offsets linear in
+    c (Glow's class-conditional prior).
     Sampling with temperature T draws every ε as T·ε. H and W must be divisible by 2^levels.
     """
     if min(levels, depth) < 1:
@@ -143,7 +146,8 @@ def Glow(  # noqa: N802
         event = (4 * channels, height // 2, width // 2)
         steps = [t for _ in range(depth) for t in step(event)]
         if index == levels - 1:
-            tail: list[Transform] = [DiagonalScaling(event, shift=True)] if learn_top else []
+            top = DiagonalScaling(event, shift=True, context_features=context_features)
+            tail: list[Transform] = [top] if learn_top else []
         else:
             kept = event[0] - event[0] // 2
             prior = ConvNet(kept, 2 * (event[0] // 2), context_features=context_features)
