@@ -76,6 +76,8 @@ def test_bad_student_configs_are_one_line_errors(tmp_path, capsys):
         (["model.flow_cycles=[1]"], "one cycle count per flow"),
         (["loss.spectral_ffts=[4096]"], "needs crops longer than 2048 samples"),
         (["loss.spectral_ffts=[]"], "spectral_ffts must list STFT sizes"),
+        (["loss.kl_weight=0", "loss.power_weight=0", "loss.spectral_weight=0", "loss.mel_weight=0"],
+         "the objective is empty"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2

@@ -70,6 +70,9 @@ class LossConfig:
         for name in weights:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.kl_weight or self.power_weight or self.spectral_weight or self.mel_weight):
+            raise ValueError("the objective is empty: set kl_weight, power_weight, spectral_weight or "
+                             "mel_weight above 0")
         if self.n_fft < 2 or not 1 <= self.fft_hop <= self.n_fft:
             raise ValueError(f"n_fft must be >= 2 and fft_hop in [1, n_fft], got {self.n_fft} and "
                              f"{self.fft_hop}")
