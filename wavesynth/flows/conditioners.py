@@ -12,16 +12,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _append_context(x: Tensor, context: Tensor | None, context_features: int | None) -> Tensor:
+def check_context(context: Tensor | None, context_features: int | None, batch: int, owner: str) -> None:
+    """Raise ValueError unless ``context`` is None for a module built without ``context_features``, or has
+    shape (batch, context_features) for one built with them."""
     if context_features is None:
         if context is not None:
-            raise ValueError("this conditioner was built without context_features but got a context")
-        return x
+            raise ValueError(f"this {owner} was built without context_features but got a context")
+        return
     if context is None or context.dim() != 2 or context.shape[1] != context_features:
         shape = None if context is None else tuple(context.shape)
         raise ValueError(f"context must have shape (batch, {context_features}), got {shape}")
-    if context.shape[0] != x.shape[0]:
-        raise ValueError(f"context has batch size {context.shape[0]}, expected {x.shape[0]}")
+    if context.shape[0] != batch:
+        raise ValueError(f"context has batch size {context.shape[0]}, expected {batch}")
+
+
+def _append_context(x: Tensor, context: Tensor | None, context_features: int | None) -> Tensor:
+    check_context(context, context_features, x.shape[0], "conditioner")
+    if context is None:
+        return x
     context = context.view(*context.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
     return torch.cat([x, context], dim=1)
 

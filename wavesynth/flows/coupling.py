@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Transform, sum_except_batch
+from .conditioners import check_context
 
 MASKS = ("half", "alternating", "checkerboard")
 
@@ -170,14 +171,10 @@ class DiagonalScaling(Transform):
     def _scale_and_shift(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """s and b, shaped like the event (no context) or (batch, *event) (with one)."""
         check_event_shape(x, self.shape)
+        features = None if self.context is None else self.context.in_features
+        check_context(context, features, x.shape[0], "DiagonalScaling")
         if self.context is None:
-            if context is not None:
-                raise ValueError("this DiagonalScaling was built without context_features but got a context")
             return self.log_scale, self.shift
-        if context is None or context.dim() != 2 or context.shape[0] != x.shape[0]:
-            shape = None if context is None else tuple(context.shape)
-            expected = f"({x.shape[0]}, {self.context.in_features})"
-            raise ValueError(f"context must have shape {expected}, got {shape}")
         offsets = self.context(context).view(x.shape[0], -1, self.shape[0], *([1] * (len(self.shape) - 1)))
         log_scale = self.log_scale + offsets[:, 0]
         return log_scale, None if self.shift is None else self.shift + offsets[:, 1]
