@@ -40,13 +40,24 @@ def inputs(student: ParallelWaveNet, batch: int = 2, frames: int = 6) -> tuple[t
     return student.draw_noise((batch, frames * HOP), dtype=dtype), mel
 
 
-def test_flows_one_by_one_equal_the_closed_form():
-    student = tiny_student()
+def excitation_for(student: ParallelWaveNet, z: torch.Tensor) -> torch.Tensor | None:
+    """A random excitation (batch, E, T) for a student that has one, else None."""
+    E = student.config.excitation_channels
+    return torch.randn(z.shape[0], E, z.shape[1], dtype=z.dtype) if E else None
+
+
+WITH_EXCITATION = dict(excitation="sine", harmonics=3)
+
+
+@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION])
+def test_flows_one_by_one_equal_the_closed_form(overrides):
+    student = tiny_student(**overrides)
     z, mel = inputs(student)
-    x, mu_tot, log_s_tot = student(z, mel)
+    e = excitation_for(student, z)
+    x, mu_tot, log_s_tot = student(z, mel, e)
     h, log_s_sum, coefficients = z, torch.zeros_like(z), []
     for k, flow in enumerate(student.flows):
-        mu, log_s = flow(h, mel, student.upsampler(k))
+        mu, log_s = flow(h, mel, student.upsampler(k), e)
         h = h * log_s.exp() + mu
         log_s_sum = log_s_sum + log_s
         coefficients.append((mu, log_s))
@@ -58,15 +69,19 @@ def test_flows_one_by_one_equal_the_closed_form():
     torch.testing.assert_close(mu_tot, mu_closed, rtol=0, atol=1e-12)
     torch.testing.assert_close(x, z * log_s_tot.exp() + mu_tot, rtol=0, atol=1e-12)
     assert log_s_tot.std() > 0.1 and mu_tot.std() > 0.1  # the flows really transform z
+    if e is not None:  # and the excitation really conditions them
+        assert not torch.allclose(x, student(z, mel, torch.zeros_like(e))[0])
 
 
 @pytest.mark.parametrize("noise", ["logistic", "gaussian"])
-def test_change_of_variables_gives_the_location_scale_density(noise):
+@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION])
+def test_change_of_variables_gives_the_location_scale_density(noise, overrides):
     """log p_z(z) - log|det ∂x/∂z| (autograd Jacobian) = Σ_t log p(x_t; μ_tot, s_tot), one utterance."""
-    student = tiny_student(noise=noise)
+    student = tiny_student(noise=noise, **overrides)
     z, mel = inputs(student, batch=1, frames=4)
-    x, mu_tot, log_s_tot = student(z, mel)
-    J = jacobian(lambda v: student(v.unsqueeze(0), mel)[0][0], z[0])
+    e = excitation_for(student, z)
+    x, mu_tot, log_s_tot = student(z, mel, e)
+    J = jacobian(lambda v: student(v.unsqueeze(0), mel, e)[0][0], z[0])
     assert torch.equal(J.triu(1), torch.zeros_like(J))  # x_t depends on z_<=t only
     torch.testing.assert_close(J.diagonal(), log_s_tot[0].exp(), rtol=1e-12, atol=0)
     base = (StandardLogistic if noise == "logistic" else StandardNormal)(z.shape[1]).double()
@@ -88,16 +103,20 @@ def test_receptive_field_is_the_exact_dependency_on_past_noise():
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_chunks_with_context_equal_one_pass(shared):
-    """A chunk of frames [a, b) with the same noise gives the unchunked samples of frames [a + L, b - Q)."""
-    student = tiny_student(shared_upsampler=shared)
+@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION])
+def test_chunks_with_context_equal_one_pass(shared, overrides):
+    """A chunk of frames [a, b) with the same noise (and the excitation's slice) gives the unchunked
+    samples of frames [a + L, b - Q)."""
+    student = tiny_student(shared_upsampler=shared, **overrides)
     assert len(student.upsamplers) == (1 if shared else 2)
     z, mel = inputs(student, batch=2, frames=24)
-    full = student.sample(mel, noise=z)
+    e = excitation_for(student, z)
+    full = student.sample(mel, noise=z, excitation=e)
     left, right = student.chunk_context_frames
     assert (left, right) == (student.mel_context_frames + math.ceil(22 / HOP), student.mel_context_frames)
     a, b = 3, 3 + left + 5 + right
-    chunk = student.sample(mel[..., a:b], noise=z[:, a * HOP:b * HOP])
+    chunk = student.sample(mel[..., a:b], noise=z[:, a * HOP:b * HOP],
+                           excitation=None if e is None else e[..., a * HOP:b * HOP])
     torch.testing.assert_close(chunk[:, left * HOP:(b - a - right) * HOP],
                                full[:, (a + left) * HOP:(b - right) * HOP], rtol=0, atol=1e-12)
     assert not torch.allclose(chunk[:, :HOP], full[:, a * HOP:(a + 1) * HOP])  # the context is needed
@@ -122,11 +141,13 @@ def test_packed_sampling_equals_the_autograd_forward(monkeypatch, tile):
     """``sample`` (time-major tiles, packed weights) = ``forward`` to float64 rounding, for any tiling."""
     monkeypatch.setattr(student_module, "TILE_SAMPLES", tile)
     variants = [{}, dict(noise="gaussian", shared_upsampler=False),
-                dict(kernel_size=2, flow_layers=(4, 4), flow_cycles=(2, 1))]
+                dict(kernel_size=2, flow_layers=(4, 4), flow_cycles=(2, 1)), WITH_EXCITATION]
     for overrides in variants:
         student = tiny_student(**overrides)
         z, mel = inputs(student, batch=3, frames=7)
-        torch.testing.assert_close(student.sample(mel, noise=z), student(z, mel)[0], rtol=0, atol=1e-12)
+        e = excitation_for(student, z)
+        torch.testing.assert_close(student.sample(mel, noise=z, excitation=e), student(z, mel, e)[0],
+                                   rtol=0, atol=1e-12)
 
 
 def test_bad_shapes_are_clear_errors():
@@ -136,6 +157,13 @@ def test_bad_shapes_are_clear_errors():
         student(z, mel[:, :3])
     with pytest.raises(ValueError, match="z must be"):
         student(z[:, :-1], mel)
+    with pytest.raises(ValueError, match="no excitation input"):
+        student(z, mel, torch.zeros(2, 4, z.shape[1], dtype=z.dtype))
+    excited = tiny_student(**WITH_EXCITATION)
+    with pytest.raises(ValueError, match="needs an excitation of shape"):
+        excited(z, mel)
+    with pytest.raises(ValueError, match="needs an excitation of shape"):
+        excited.sample(mel, noise=z, excitation=torch.zeros(2, 3, z.shape[1]))
 
 
 def test_paper_defaults_and_receptive_field():

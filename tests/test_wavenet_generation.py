@@ -9,9 +9,9 @@ from wavesynth.wavenet import GenerationState
 HEADS = ["mol", "gaussian", "logistic", "mulaw"]
 
 
-def teacher_forced_params(model, mel, x, speaker=None):
+def teacher_forced_params(model, mel, x, speaker=None, excitation=None):
     """The cached path's head parameters (B, P, T) when x is fed back step by step."""
-    state = GenerationState(model, mel, speaker)
+    state = GenerationState(model, mel, speaker, excitation=excitation)
     steps = []
     with torch.inference_mode():
         for t in range(x.shape[1]):
@@ -23,14 +23,33 @@ def teacher_forced_params(model, mel, x, speaker=None):
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("kernel_size", [2, 3])
 @pytest.mark.parametrize("n_speakers", [0, 3])
-def test_cached_steps_give_the_parallel_distribution(head, kernel_size, n_speakers):
-    """Teacher-forcing a fixed waveform step by step reproduces the parallel pass's parameters."""
-    model = tiny_wavenet(head=head, kernel_size=kernel_size, n_speakers=n_speakers)
+@pytest.mark.parametrize("excitation", ["none", "sine"])
+def test_cached_steps_give_the_parallel_distribution(head, kernel_size, n_speakers, excitation):
+    """Teacher-forcing a fixed waveform step by step reproduces the parallel pass's parameters, with and
+    without an excitation (its rows enter the conditioning at every refill)."""
+    model = tiny_wavenet(head=head, kernel_size=kernel_size, n_speakers=n_speakers, excitation=excitation,
+                         harmonics=3)
     mel, x = random_inputs(model, batch=2, frames=10)  # 40 samples > the receptive field (29 for k=3)
     speaker = torch.tensor([2, 0]) if n_speakers else None
+    e = torch.randn(2, 4, x.shape[1]) if excitation == "sine" else None
     with torch.no_grad():
-        expected = model.distribution_params(x, mel, speaker)
-    torch.testing.assert_close(teacher_forced_params(model, mel, x, speaker), expected, atol=1e-5, rtol=1e-5)
+        expected = model.distribution_params(x, mel, speaker, e)
+        if e is not None:  # the excitation really enters
+            silent = model.distribution_params(x, mel, speaker, torch.zeros_like(e))
+            assert not torch.allclose(expected, silent)
+    torch.testing.assert_close(teacher_forced_params(model, mel, x, speaker, e), expected, atol=1e-5,
+                               rtol=1e-5)
+
+
+def test_excitation_shape_is_checked():
+    model = tiny_wavenet(excitation="sine", harmonics=3)
+    mel, x = random_inputs(model, batch=2, frames=4)
+    with pytest.raises(ValueError, match="needs an excitation of shape"):
+        model.log_prob(x, mel)
+    with pytest.raises(ValueError, match="needs an excitation of shape"):
+        model.generate(mel, excitation=torch.zeros(2, 3, x.shape[1]))
+    with pytest.raises(ValueError, match="no excitation input"):
+        tiny_wavenet().log_prob(x, mel, excitation=torch.zeros(2, 4, x.shape[1]))
 
 
 def test_cached_steps_with_several_conditioning_chunks_per_frame():

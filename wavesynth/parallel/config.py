@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from ..pitch.excitation import excitation_channels
+
 
 @dataclass
 class StudentConfig:
@@ -18,6 +20,8 @@ class StudentConfig:
     64 channels, logistic noise. ``noise`` = "gaussian" gives ClariNet's student (z ~ N(0, 1)).
     ``shared_upsampler`` uses one mel upsampler for all flows (else one per flow); Π ``upsample_scales``
     must equal ``hop_length``. Each flow's log-scale log s_k is clamped below at ``log_scale_min``.
+    ``excitation`` = "sine" adds ``harmonics`` sines of the F0 and a voicing channel as a second local
+    conditioning of every residual layer of every flow (``wavesynth.pitch.SineExcitation``).
     """
 
     flow_layers: tuple[int, ...] = (10, 10, 10, 30)
@@ -31,6 +35,8 @@ class StudentConfig:
     upsample_scales: tuple[int, ...] = (4, 4, 4, 4)
     shared_upsampler: bool = True
     log_scale_min: float = -7.0
+    excitation: str = "none"
+    harmonics: int = 8
 
     def __post_init__(self) -> None:
         self.flow_layers = tuple(self.flow_layers)
@@ -73,6 +79,12 @@ class StudentConfig:
             )
         if not math.isfinite(self.log_scale_min):
             raise ValueError(f"StudentConfig.log_scale_min must be finite, got {self.log_scale_min!r}")
+        excitation_channels(self.excitation, self.harmonics)
+
+    @property
+    def excitation_channels(self) -> int:
+        """E: channels of the excitation input (0 without one)."""
+        return excitation_channels(self.excitation, self.harmonics)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

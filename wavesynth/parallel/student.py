@@ -5,8 +5,10 @@ Flow k maps its input z^(k-1) (z^(0) = z, the noise) to
     z^(k)_t = z^(k-1)_t · s_k + μ_k,    (μ_k, log s_k) = f_k(z^(k-1)_<t, c),
 
 where f_k is a WaveNet stack without skip path that sees the strict past of its input (the input is shifted
-right by one sample) and the whole upsampled mel c. Each flow is affine in its current input with
-coefficients that depend on the past only, so the composition is too:
+right by one sample), the whole upsampled mel c and, with ``StudentConfig.excitation = "sine"``, a
+sample-rate excitation e (harmonics of the F0, ``wavesynth.pitch.SineExcitation``) in every layer. Each
+flow is affine in its current input with coefficients that depend on the past only, so the composition is
+too:
 
     x_t = z^(K)_t = z_t · s_tot + μ_tot,   s_tot = Π_k s_k,   μ_tot = Σ_k μ_k Π_{j>k} s_j,
 
@@ -40,7 +42,8 @@ class IAFFlow(nn.Module):
         self.log_scale_min = config.log_scale_min
         self.input_conv = nn.Conv1d(1, config.channels, 1)
         self.stack = WaveNetStack(
-            layers, cycles, config.kernel_size, config.channels, config.gate_channels, config.n_mels
+            layers, cycles, config.kernel_size, config.channels, config.gate_channels, config.n_mels,
+            excitation_channels=config.excitation_channels,
         )
         self.output = nn.Conv1d(config.channels, 2, 1)
         nn.init.normal_(self.output.weight, std=0.01)
@@ -50,11 +53,14 @@ class IAFFlow(nn.Module):
         """(μ_k, s_k) at t depend on the input at t - receptive_field, ..., t - 1."""
         return self.stack.receptive_field
 
-    def forward(self, z: Tensor, mel: Tensor, upsampler: ConditioningUpsampler) -> tuple[Tensor, Tensor]:
-        """(μ_k, log s_k), each (B, T), from the flow input z (B, T) and mel (B, n_mels, T / hop)."""
+    def forward(
+        self, z: Tensor, mel: Tensor, upsampler: ConditioningUpsampler, excitation: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(μ_k, log s_k), each (B, T), from the flow input z (B, T), mel (B, n_mels, T / hop) and the
+        excitation e (B, E, T) of a flow that has one."""
         w, b = self.input_conv.weight, self.input_conv.bias
         h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(z.unsqueeze(1)))
-        h, _ = self.stack(h, mel, upsampler)
+        h, _ = self.stack(h, mel, upsampler, excitation=excitation)
         mu, log_s = pointwise(self.output.weight, h, self.output.bias.view(1, -1, 1)).unbind(1)
         return mu, log_s.clamp(min=self.log_scale_min)
 
@@ -67,14 +73,17 @@ TILE_SAMPLES = 2048
 
 
 @torch.no_grad()
-def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[Tensor, Tensor]:
-    """``flow(x, mel, upsampler)`` without autograd, repacked for speed (same maths, same result).
+def packed_flow(
+    flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor, excitation: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """``flow(x, mel, upsampler, excitation)`` without autograd, repacked for speed (same maths, same result).
 
     Activations are time-major, (B, pad + T, C) with ``pad`` zero rows in front, so each dilated tap
     W_j x_{t-(k-1-j)·d} is a matmul over a shifted block of rows. Layer by layer, each utterance is done in
     tiles of about ``TILE_SAMPLES`` samples (whole frames): z = [A, 1]·[windows of the frame-rate
     projection V·mel, bias] (the upsampled conditioning; ``phase`` = A from
-    ``ConditioningUpsampler.phase_weights``), z += Σ_j W_j·taps_j; the gate rows are reordered to
+    ``ConditioningUpsampler.phase_weights``), z += E·e (the excitation, time-major), z += Σ_j W_j·taps_j;
+    the gate rows are reordered to
     [σ half, tanh half] with the tanh half doubled, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and
     a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂ is formed (negated) in place in the s₂ slot; h' = √½·(h + W_o a + b_o).
     """
@@ -94,6 +103,7 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
     order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(x.device)  # [σ half, tanh half]
     scale = torch.ones(G, 1, device=x.device, dtype=x.dtype)
     scale[H:] = 2  # the tanh half doubled
+    excitation_t = None if excitation is None else excitation.transpose(1, 2)  # (B, T, E)
     for block in stack.blocks:
         d = block.conv.dilation[0]
         taps = (block.conv.weight[order] * scale.unsqueeze(-1)).permute(2, 1, 0)  # (k, R, G)
@@ -103,11 +113,14 @@ def packed_flow(flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor) -> tuple[T
         windows = torch.cat([windows, bias], -1).transpose(2, 3)  # (B, frames, 2Q+2, G)
         w_out = block.out.weight[..., 0]
         w_res, b_res = -w_out.T, RESIDUAL_SCALE * block.out.bias
+        w_excitation = None if excitation is None else (block.excitation.weight[order, :, 0] * scale).T
         for b in range(B):
             for start in range(0, T, tile):
                 end = min(start + tile, T)
                 z = z_tile[: end - start]
                 torch.matmul(weights, windows[b, start // hop : end // hop], out=z.view(-1, hop, G))
+                if w_excitation is not None:
+                    z.addmm_(excitation_t[b, start:end], w_excitation)
                 for j in range(k):
                     lag = (k - 1 - j) * d
                     z.addmm_(h[b, pad + start - lag : pad + end - lag], taps[j])
@@ -165,23 +178,34 @@ class ParallelWaveNet(nn.Module):
         Q = self.mel_context_frames
         return Q + math.ceil(self.receptive_field / self.config.hop_length), Q
 
-    def _check(self, z: Tensor, mel: Tensor) -> None:
+    def _check(self, z: Tensor, mel: Tensor, excitation: Tensor | None) -> None:
         cfg = self.config
         if mel.dim() != 3 or mel.shape[1] != cfg.n_mels:
             raise ValueError(f"mel must be (batch, {cfg.n_mels}, frames), got {tuple(mel.shape)}")
         expected = (mel.shape[0], mel.shape[2] * cfg.hop_length)
         if tuple(z.shape) != expected:
             raise ValueError(f"z must be (batch, frames * hop_length) = {expected}, got {tuple(z.shape)}")
+        E = cfg.excitation_channels
+        if E and (excitation is None or tuple(excitation.shape) != (*expected[:1], E, expected[1])):
+            got = None if excitation is None else tuple(excitation.shape)
+            raise ValueError(f"this student needs an excitation of shape {(expected[0], E, expected[1])}, "
+                             f"got {got}")
+        if not E and excitation is not None:
+            raise ValueError("this student has no excitation input (excitation = 'none'); "
+                             "pass excitation=None")
 
-    def forward(self, z: Tensor, mel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x, μ_tot, log s_tot, each (B, T), for noise z (B, T) and mel (B, n_mels, T / hop).
+    def forward(
+        self, z: Tensor, mel: Tensor, excitation: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """x, μ_tot, log s_tot, each (B, T), for noise z (B, T), mel (B, n_mels, T / hop) and, for a
+        student with an excitation, e (B, E, T).
 
         Flow by flow: x ← x·s_k + μ_k, μ_tot ← μ_tot·s_k + μ_k, log s_tot ← log s_tot + log s_k.
         """
-        self._check(z, mel)
+        self._check(z, mel, excitation)
         x, mu_tot, log_s_tot = z, torch.zeros_like(z), torch.zeros_like(z)
         for k, flow in enumerate(self.flows):
-            mu, log_s = flow(x, mel, self.upsampler(k))
+            mu, log_s = flow(x, mel, self.upsampler(k), excitation)
             s = log_s.exp()
             x = torch.addcmul(mu, x, s)
             mu_tot = torch.addcmul(mu, mu_tot, s)
@@ -209,11 +233,12 @@ class ParallelWaveNet(nn.Module):
         temperature: float = 1.0,
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
+        excitation: Tensor | None = None,
     ) -> Tensor:
         """x (B, frames·hop) from mel (B, n_mels, frames): the flows applied to z = temperature·ε.
 
         ε is ``noise`` (B, frames·hop) when given, else drawn from ``generator`` on the model's device.
-        Equal to ``forward(z, mel)[0]``, computed flow by flow with ``packed_flow``.
+        Equal to ``forward(z, mel, excitation)[0]``, computed flow by flow with ``packed_flow``.
         """
         param = next(self.parameters())
         mel = mel.to(param.device, param.dtype)
@@ -221,8 +246,10 @@ class ParallelWaveNet(nn.Module):
             shape = (mel.shape[0], mel.shape[-1] * self.config.hop_length)
             noise = self.draw_noise(shape, generator, param.device, param.dtype)
         x = temperature * noise.to(param.device, param.dtype)
-        self._check(x, mel)
+        if excitation is not None:
+            excitation = excitation.to(param.device, param.dtype)
+        self._check(x, mel, excitation)
         for k, flow in enumerate(self.flows):
-            mu, log_s = packed_flow(flow, x, mel, self.upsampler(k).phase_weights())
+            mu, log_s = packed_flow(flow, x, mel, self.upsampler(k).phase_weights(), excitation)
             x = torch.addcmul(mu, x, log_s.exp())
         return x

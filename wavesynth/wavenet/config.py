@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..pitch.excitation import excitation_channels
 from .distributions import make_head
 
 
@@ -16,7 +17,9 @@ class WaveNetConfig:
     ``layers`` blocks in ``cycles`` dilation cycles (dilations 1, 2, ..., 2^(layers/cycles - 1) per
     cycle); ``head`` is one of "mol" (default), "gaussian", "logistic", "mulaw", built with ``head_options``
     (e.g. {"num_components": 10, "log_scale_min": -7.0}); Π ``upsample_scales`` must equal ``hop_length``;
-    ``n_speakers`` > 0 adds a speaker embedding of ``speaker_dim`` as global conditioning.
+    ``n_speakers`` > 0 adds a speaker embedding of ``speaker_dim`` as global conditioning. ``excitation``
+    = "sine" adds a second local conditioning to every residual block: ``harmonics`` sines of the F0 plus
+    a voicing channel (``wavesynth.pitch.SineExcitation``); "none" conditions on the mel only.
     """
 
     layers: int = 24
@@ -32,6 +35,8 @@ class WaveNetConfig:
     upsample_scales: tuple[int, ...] = (4, 4, 4, 4)
     n_speakers: int = 0
     speaker_dim: int = 16
+    excitation: str = "none"
+    harmonics: int = 8
 
     def __post_init__(self) -> None:
         self.upsample_scales = tuple(self.upsample_scales)
@@ -73,6 +78,12 @@ class WaveNetConfig:
         if not isinstance(self.n_speakers, int) or self.n_speakers < 0:
             raise ValueError(f"WaveNetConfig.n_speakers must be an integer >= 0, got {self.n_speakers!r}")
         make_head(self.head, **self.head_options)
+        excitation_channels(self.excitation, self.harmonics)
+
+    @property
+    def excitation_channels(self) -> int:
+        """E: channels of the excitation input (0 without one)."""
+        return excitation_channels(self.excitation, self.harmonics)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,10 +15,12 @@ batch last):
   precomputed at frame rate, and step t = n·hop + r needs Σ_q A[q, r]·P[n + q] over the 2Q+1 frames
   around it (A from ``ConditioningUpsampler.phase_weights``); one matmul makes these for a chunk of
   steps within a frame (at its first step), and each step copies its row;
-* per layer, z = b_l + U_l g + (V_l c)_t + W_l [h_l(t-(k-1)d_l), ..., h_l(t)], one matmul over the ring
-  buffer taps and the new input; tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the rows reordered to
-  [z₂, 2z₁] one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)], s₁ ← s₁·s₂ in place gives p, and the residual and
-  skip 1x1 convolutions act linearly on [s₂, p, 1] with weights [-W, 2W, b];
+* an excitation e (sample rate, known in advance) adds E_l·e_t to every layer's conditioning: one batched
+  matmul per chunk of steps, at the refill;
+* per layer, z = b_l + U_l g + (V_l c)_t (+ E_l e_t) + W_l [h_l(t-(k-1)d_l), ..., h_l(t)], one matmul
+  over the ring buffer taps and the new input; tanh(z₁)·σ(z₂) = 2·σ(2z₁)σ(z₂) - σ(z₂), so with the rows
+  reordered to [z₂, 2z₁] one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)], s₁ ← s₁·s₂ in place gives p, and
+  the residual and skip 1x1 convolutions act linearly on [s₂, p, 1] with weights [-W, 2W, b];
 * the skips of all layers are one matmul over the stacked activations at the end.
 """
 
@@ -42,7 +44,8 @@ class GenerationState:
     ``advance()`` runs the network for the current step on ``x_prev`` (the previous sample, 0 at the start)
     and returns the head parameters (B, P); ``step()`` also samples x_t (or takes the head's mode when
     ``deterministic``), stores it (``samples()``) and feeds it back. ``noise`` (B, noise_size, T) holds
-    the head's noise for every step (``head.draw_noise``, drawn on the device when None).
+    the head's noise for every step (``head.draw_noise``, drawn on the device when None); ``excitation``
+    (B, E, T) is the second local conditioning of a model with an excitation.
     """
 
     @torch.no_grad()
@@ -55,6 +58,7 @@ class GenerationState:
         temperature: float = 1.0,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        excitation: Tensor | None = None,
     ):
         param = next(model.parameters())
         device, dtype = param.device, param.dtype
@@ -114,6 +118,16 @@ class GenerationState:
         self.chunk = max(c for c in range(1, 17) if self.hop % c == 0)
         self.chunk_steps = torch.arange(self.chunk, device=device)
         self.cond = torch.empty(self.chunk, L * G * B, device=device, dtype=dtype)
+        self.excitation = None
+        E = cfg.excitation_channels
+        if E or excitation is not None:
+            if excitation is None or tuple(excitation.shape) != (B, E, T):
+                got = None if excitation is None else tuple(excitation.shape)
+                raise ValueError(f"this model needs an excitation of shape {(B, E, T)}, got {got}"
+                                 if E else "this model has no excitation input; pass excitation=None")
+            w_excitation = torch.cat([b.excitation.weight[order, :, 0] * scale for b in blocks])  # (L·G, E)
+            self.w_excitation = w_excitation.expand(self.chunk, L * G, E)
+            self.excitation = excitation.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, E, B)
         self._host_t = 0
         if noise is None:
             noise = head.draw_noise((B, T), generator, device, dtype)
@@ -163,11 +177,14 @@ class GenerationState:
         self._host_t = 0
 
     def _refill(self) -> None:
-        """Conditioning of steps t..t+chunk-1: Σ_q A[q, r]·P[n + q] + bias, one matmul."""
+        """Conditioning of steps t..t+chunk-1: Σ_q A[q, r]·P[n + q] + bias, one matmul (+ E·e_t, one more)."""
         frame = torch.div(self.t, self.hop, rounding_mode="floor")
         window = self.projections.index_select(0, frame + self.window)
         phase = self.phase.index_select(0, torch.remainder(self.t, self.hop) + self.chunk_steps)
         torch.addmm(self.bias, phase, window.view(len(self.window), -1), out=self.cond)
+        if self.excitation is not None:
+            rows = self.excitation.index_select(0, self.t + self.chunk_steps)  # (chunk, E, B)
+            self.cond.view(self.chunk, -1, rows.shape[-1]).baddbmm_(self.w_excitation, rows)
 
     def advance(self) -> Tensor:
         """Head parameters (B, P) for step t given x_prev = x_{t-1}; pushes the layer inputs, t += 1.
@@ -260,6 +277,7 @@ def generate(
     generator: torch.Generator | None = None,
     use_cuda_graph: bool = True,
     prefix: Tensor | None = None,
+    excitation: Tensor | None = None,
 ) -> Tensor:
     """Samples x ~ Π_t p(x_t | x_<t, c), (B, frames·hop), or (frames·hop,) for a single (n_mels, frames) mel.
 
@@ -269,10 +287,13 @@ def generate(
     the spread of each step's distribution (see the head); ``deterministic`` takes the head's mode instead
     of sampling. ``noise`` (B, head.noise_size, T) fixes the head's noise (``head.draw_noise``; else it is
     drawn on the device from ``generator``). ``prefix`` (B, P) continues given audio: its P samples are fed
-    (teacher forcing) instead of sampled and returned as the first P samples of the output.
+    (teacher forcing) instead of sampled and returned as the first P samples of the output. ``excitation``
+    (B, E, T), or (E, T) with a single mel, is the excitation of a model that has one.
     """
     single = mel.dim() == 2
     mel = mel.unsqueeze(0) if single else mel
+    if single and excitation is not None:
+        excitation = excitation.unsqueeze(0)
     if mel.dim() != 3 or mel.shape[1] != model.config.n_mels:
         raise ValueError(f"mel must be (batch, {model.config.n_mels}, frames), got {tuple(mel.shape)}")
     hop = model.config.hop_length
@@ -282,7 +303,7 @@ def generate(
         if lengths is not None:
             lengths = torch.as_tensor(lengths, device=mel.device)
             mel = mel * (torch.arange(mel.shape[-1], device=mel.device) < lengths.unsqueeze(1)).unsqueeze(1)
-        state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator)
+        state = GenerationState(model, mel, speaker, noise, temperature, deterministic, generator, excitation)
         if prefix is not None:
             prefix = prefix.unsqueeze(0) if prefix.dim() == 1 else prefix
             if prefix.shape[0] != mel.shape[0] or prefix.shape[1] > state.num_steps:

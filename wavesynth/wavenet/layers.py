@@ -2,9 +2,10 @@
 
 Tensors are (batch, channels, time). ``WaveNetStack`` is the residual tower of gated, dilated, causal
 blocks with local conditioning on a mel-spectrogram (given at frame rate with a ``ConditioningUpsampler``,
-each block upsamples its own projection of it) and optional global conditioning g (e.g. a speaker
-embedding); with ``skip_channels=0`` it has no skip path and returns the last residual output, which is
-what an IAF flow uses.
+each block upsamples its own projection of it), optionally a second local conditioning e at sample rate
+(an excitation such as ``wavesynth.pitch.SineExcitation``), and optional global conditioning g (e.g. a
+speaker embedding); with ``skip_channels=0`` it has no skip path and returns the last residual output,
+which is what an IAF flow uses.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class CausalConv1d(nn.Conv1d):
 class ResidualBlock(nn.Module):
     """One gated residual layer.
 
-    z = W_d ∗ x + V c (+ U g);  a = tanh(z_1:H) ⊙ σ(z_H:2H);  [r, s] = W_o a + b_o;
+    z = W_d ∗ x + V c (+ E e) (+ U g);  a = tanh(z_1:H) ⊙ σ(z_H:2H);  [r, s] = W_o a + b_o;
     returns ((x + r)·√½, s), with s = None when ``skip_channels`` is 0. The conditioning c = upsample(mel)
     enters as V·upsample(mel) = upsample(V·mel) (the upsampler is linear and shared by the channels), so
     the projection runs at frame rate; tanh(u) is evaluated as 2σ(2u) - 1, which is exact and several
@@ -84,11 +85,15 @@ class ResidualBlock(nn.Module):
         cond_channels: int,
         global_channels: int = 0,
         skip_channels: int = 0,
+        excitation_channels: int = 0,
     ):
         super().__init__()
         self.residual_channels = residual_channels
         self.conv = CausalConv1d(residual_channels, gate_channels, kernel_size, dilation)
         self.cond = nn.Conv1d(cond_channels, gate_channels, 1, bias=False) if cond_channels else None
+        self.excitation = (
+            nn.Conv1d(excitation_channels, gate_channels, 1, bias=False) if excitation_channels else None
+        )
         self.global_cond = nn.Linear(global_channels, gate_channels, bias=False) if global_channels else None
         self.out = nn.Conv1d(gate_channels // 2, residual_channels + skip_channels, 1)
 
@@ -98,8 +103,10 @@ class ResidualBlock(nn.Module):
         mel: Tensor | None = None,
         phase: Tensor | None = None,
         global_cond: Tensor | None = None,
+        excitation: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """x (B, R, T); mel (B, C, F) with F·hop = T and the upsampler's ``phase`` weights; g (B, D)."""
+        """x (B, R, T); mel (B, C, F) with F·hop = T and the upsampler's ``phase`` weights; g (B, D);
+        e (B, E, T)."""
         bias = self.conv.bias.unsqueeze(0)
         if self.global_cond is not None:
             bias = bias + self.global_cond(global_cond)
@@ -107,6 +114,8 @@ class ResidualBlock(nn.Module):
             z = polyphase(torch.matmul(self.cond.weight[..., 0], mel), phase, bias)
         else:
             z = bias.unsqueeze(-1).expand(x.shape[0], -1, x.shape[-1]).clone()
+        if self.excitation is not None:
+            z = pointwise(self.excitation.weight, excitation, z)
         z = self.conv(x, z)
         tanh_in, gate_in = z.chunk(2, dim=1)
         a = torch.sigmoid(gate_in) * (2 * torch.sigmoid(2 * tanh_in) - 1)
@@ -118,8 +127,9 @@ class ResidualBlock(nn.Module):
 class WaveNetStack(nn.Module):
     """``layers`` residual blocks with dilations 2^(i mod layers/cycles); output at t sees input at <= t.
 
-    forward(x (B, R, T), mel (B, C, F), upsampler, global_cond (B, D)) -> (last residual output, Σ skips
-    or None), conditioned on upsampler(mel) (B, C, T). Receptive field: (k-1)·Σ dilations + 1 samples.
+    forward(x (B, R, T), mel (B, C, F), upsampler, global_cond (B, D), excitation (B, E, T)) -> (last
+    residual output, Σ skips or None), conditioned on upsampler(mel) (B, C, T) and the excitation.
+    Receptive field: (k-1)·Σ dilations + 1 samples.
     """
 
     def __init__(
@@ -132,9 +142,11 @@ class WaveNetStack(nn.Module):
         cond_channels: int,
         skip_channels: int = 0,
         global_channels: int = 0,
+        excitation_channels: int = 0,
     ):
         super().__init__()
         self.kernel_size = kernel_size
+        self.excitation_channels = excitation_channels
         self.dilations = dilations(layers, cycles)
         self.blocks = nn.ModuleList(
             ResidualBlock(
@@ -145,6 +157,7 @@ class WaveNetStack(nn.Module):
                 cond_channels,
                 global_channels,
                 skip_channels,
+                excitation_channels,
             )
             for d in self.dilations
         )
@@ -159,11 +172,19 @@ class WaveNetStack(nn.Module):
         mel: Tensor | None = None,
         upsampler: ConditioningUpsampler | None = None,
         global_cond: Tensor | None = None,
+        excitation: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
+        if self.excitation_channels:
+            expected = (x.shape[0], self.excitation_channels, x.shape[-1])
+            if excitation is None or tuple(excitation.shape) != expected:
+                got = None if excitation is None else tuple(excitation.shape)
+                raise ValueError(f"this model needs an excitation of shape {expected}, got {got}")
+        elif excitation is not None:
+            raise ValueError("this model has no excitation input (excitation = 'none'); pass excitation=None")
         phase = None if mel is None else upsampler.phase_weights()
         skips = None
         for block in self.blocks:
-            x, skip = block(x, mel, phase, global_cond)
+            x, skip = block(x, mel, phase, global_cond, excitation)
             if skip is not None:
                 skips = skip.clone() if skips is None else skips.add_(skip)
         return x, skips

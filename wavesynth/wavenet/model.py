@@ -38,6 +38,7 @@ class WaveNet(nn.Module):
             config.n_mels,
             skip_channels=config.skip_channels,
             global_channels=config.speaker_dim if config.n_speakers else 0,
+            excitation_channels=config.excitation_channels,
         )
         self.output_hidden = nn.Conv1d(config.skip_channels, config.skip_channels, 1)
         self.output = nn.Conv1d(config.skip_channels, self.head.num_params, 1)
@@ -74,18 +75,23 @@ class WaveNet(nn.Module):
                 f"{mel.shape[2] * self.config.hop_length}), got {tuple(x.shape)}"
             )
 
-    def distribution_params(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
-        """Raw head parameters (B, P, T) of p(x_t | x_<t, c) for x (B, T), mel (B, n_mels, T / hop)."""
+    def distribution_params(
+        self, x: Tensor, mel: Tensor, speaker: Tensor | None = None, excitation: Tensor | None = None
+    ) -> Tensor:
+        """Raw head parameters (B, P, T) of p(x_t | x_<t, c) for x (B, T), mel (B, n_mels, T / hop) and,
+        for a model with an excitation, e (B, E, T) (``wavesynth.pitch.SineExcitation``)."""
         self._check(x, mel)
         w, b = self.input_conv.weight, self.input_conv.bias
         h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(x.unsqueeze(1)))
-        _, skips = self.stack(h, mel, self.upsampler, self.speaker_vector(mel, speaker))
+        _, skips = self.stack(h, mel, self.upsampler, self.speaker_vector(mel, speaker), excitation)
         hidden = pointwise(self.output_hidden.weight, skips.relu(), self.output_hidden.bias.view(1, -1, 1))
         return pointwise(self.output.weight, hidden.relu_(), self.output.bias.view(1, -1, 1))
 
-    def log_prob(self, x: Tensor, mel: Tensor, speaker: Tensor | None = None) -> Tensor:
+    def log_prob(
+        self, x: Tensor, mel: Tensor, speaker: Tensor | None = None, excitation: Tensor | None = None
+    ) -> Tensor:
         """log p(x_t | x_<t, c) per sample, (B, T)."""
-        return self.head.log_prob(self.distribution_params(x, mel, speaker), x)
+        return self.head.log_prob(self.distribution_params(x, mel, speaker, excitation), x)
 
     forward = log_prob
 
@@ -110,7 +116,8 @@ class WaveNet(nn.Module):
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
         prefix: Tensor | None = None,
+        excitation: Tensor | None = None,
     ) -> Tensor:
         """Autoregressive samples (B, frames·hop); see ``wavesynth.wavenet.generation.generate``."""
         return generate(self, mel, speaker, temperature, lengths, deterministic, noise, generator,
-                        prefix=prefix)
+                        prefix=prefix, excitation=excitation)
