@@ -6,29 +6,35 @@ Two sizes, each in one process run with the same random mel:
   teacher of the paper's size class (30 layers in 3 cycles, 64/128/64 channels, 10-component MoL);
 * shipped: the student and teacher of ``recipes/ljspeech/{student,teacher}.toml``.
 
-Measured at batch 1: the student's ``sample(mel)`` (one parallel pass per flow) on ``--seconds`` of
-22.05 kHz audio, and the teacher's cached ``generate(mel)`` on ``--teacher-frames`` frames (samples/s
-does not depend on the length). Real-time factor = synthesis time / audio duration (< 1 is faster than
-real time). The floor is the student's FLOPs per sample as wavesynth evaluates them over this machine's
-dense fp32 matmul rate (a 2048² torch.matmul), measured in the same rounds with the same thread count.
-Timings are medians of interleaved rounds, so background load hits every contender (and the floor)
-alike; the load average is printed with the results.
+Measured at batch 1, in each precision (``--precisions``, default fp32 and bf16): the student's
+``sample(mel)`` (one parallel pass per flow) on ``--seconds`` of 22.05 kHz audio, and its peer, the
+teacher's cached ``generate(mel)``, on ``--teacher-frames`` frames (samples/s does not depend on the
+length). bf16 is inference in bf16: a copy of each model with bf16 weights and a bf16 mel, as
+``Vocoder(precision="bf16")`` runs it; a path that cannot run in bf16 yet prints "n/a". Real-time factor =
+synthesis time / audio duration (< 1 is faster than real time). Each precision's floor is the student's
+FLOPs per sample as wavesynth evaluates them over this machine's dense matmul rate at that precision (a
+1024² torch.matmul in float32 or bfloat16), measured in the same rounds with the same thread count.
+Timings are medians of interleaved rounds, so background load hits every contender (and the floors) alike;
+the load average is printed with the results. Where the CPU has no native bf16 (``native_bf16``), bf16 is
+emulated and far slower: run it at a small size (e.g. ``--seconds 0.1``).
 
-Run: .venv/bin/python benchmarks/bench_student.py [--threads N] [--device cuda]   (a minute or two on 2 cores)
+Run: .venv/bin/python benchmarks/bench_student.py [--threads N] [--device cuda] [--precisions fp32,bf16]
+     (a minute or two on 2 cores)
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 from pathlib import Path
 
 import torch
-from timing import interleaved_seconds
+from timing import DTYPES, interleaved_seconds, matmul_calls, matmul_rate, runnable
 
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.parallel.task import DistillConfig
-from wavesynth.train import load_config
+from wavesynth.train import load_config, native_bf16
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 from wavesynth.wavenet.task import TeacherConfig
 
@@ -54,8 +60,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the floor is then that device's)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     args = parser.parse_args()
     device = torch.device(args.device)
+    precisions = args.precisions.split(",")
+    if not precisions or any(p not in DTYPES for p in precisions):
+        parser.error(f"--precisions must list some of {', '.join(DTYPES)}, got {args.precisions!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,34 +79,74 @@ def main() -> None:
     frames = round(args.seconds * SAMPLE_RATE / 256)
     mel = torch.randn(1, 80, frames, device=device)
     teacher_mel = mel[..., : args.teacher_frames]
-    models, calls = {}, {}
+    configs, calls, missing = {}, {}, {}
     for name, (student_config, teacher_config) in sizes.items():
         student = ParallelWaveNet(student_config).to(device).eval()
         teacher = WaveNet(teacher_config).to(device).eval()
-        models[name] = student
-        calls[f"{name} student"] = lambda s=student: s.sample(mel)
-        calls[f"{name} teacher"] = lambda t=teacher: t.generate(teacher_mel)
+        configs[name] = student
+        for precision in precisions:
+            dtype = DTYPES[precision]
+            s, t = copy.deepcopy(student).to(dtype), copy.deepcopy(teacher).to(dtype)
+            m, tm = mel.to(dtype), teacher_mel.to(dtype)
+            contenders = {
+                f"{name} student {precision}": (lambda s=s, m=m: s.sample(m), "packed path"),
+                f"{name} teacher {precision}": (lambda t=t, tm=tm: t.generate(tm), "cached generation"),
+            }
+            for key, (fn, what) in contenders.items():
+                error = runnable(fn) if precision != "fp32" else None
+                if error is None:
+                    calls[key] = fn
+                else:
+                    missing[key] = "n/a"
+                    print(f"{key}: n/a ({what} not {precision} yet): {error}")
     threads = f"{torch.get_num_threads()} threads"
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else threads
-    print(f"torch {torch.__version__}, {where}; student audio {frames} frames "
+    native = "native bf16" if native_bf16(device) else "no native bf16 (bf16 is emulated)"
+    print(f"torch {torch.__version__}, {where}, {native}; student audio {frames} frames "
           f"({frames * 256} samples), teacher {args.teacher_frames} frames, batch 1")
-    n = 2048
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    calls["matmul"] = lambda: torch.matmul(a, b)
+    calls.update(matmul_calls(device, precisions))
     synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     seconds = interleaved_seconds(calls, args.repeats, synchronize)
-    rate = 2 * n**3 / seconds["matmul"]
 
-    print(f"\n{'':9s}{'student samples/s':>18s}{'RTF':>7s}{'teacher samples/s':>19s}{'speed-up':>10s}"
-          f"{'MFLOP/sample':>14s}{'floor samples/s':>17s}{'of floor':>10s}")
-    for name, student in models.items():
-        student_rate = frames * 256 / seconds[f"{name} student"]
-        teacher_rate = args.teacher_frames * 256 / seconds[f"{name} teacher"]
+    def rate(key: str, samples: int) -> str:
+        return missing[key].rjust(12) if key in missing else f"{samples / seconds[key]:12,.0f}"
+
+    print("\nsamples/s at batch 1; RTF = synthesis time / audio time; floor = matmul rate / student FLOPs")
+    header = f"{'':9s}{'MFLOP/sample':>13s}"
+    for precision in precisions:
+        header += (f" | {precision + ' student':>12s}{'RTF':>6s}{'teacher':>12s}{'speed-up':>9s}"
+                   f"{'floor':>10s}{'of floor':>9s}")
+    print(header)
+    for name, student in configs.items():
         flops = student_flops_per_sample(student.config, student.mel_context_frames)
-        print(f"{name:9s}{student_rate:18,.0f}{SAMPLE_RATE / student_rate:7.2f}{teacher_rate:19,.0f}"
-              f"{student_rate / teacher_rate:9.1f}x{flops / 1e6:14.2f}{rate / flops:17,.0f}"
-              f"{student_rate * flops / rate:10.0%}")
-    print(f"\ndense matmul {rate / 1e9:.1f} GFLOP/s; real time = {SAMPLE_RATE:,} samples/s")
+        line = f"{name:9s}{flops / 1e6:13.2f}"
+        for precision in precisions:
+            s_key, t_key = f"{name} student {precision}", f"{name} teacher {precision}"
+            floor = matmul_rate(seconds, precision) / flops
+            line += f" | {rate(s_key, frames * 256)}"
+            if s_key in missing:
+                line += f"{'-':>6s}"
+            else:
+                student_rate = frames * 256 / seconds[s_key]
+                line += f"{SAMPLE_RATE / student_rate:6.2f}"
+            line += rate(t_key, args.teacher_frames * 256)
+            if s_key in missing or t_key in missing:
+                line += f"{'-':>9s}"
+            else:
+                speed_up = seconds[t_key] / args.teacher_frames / (seconds[s_key] / frames)
+                line += f"{speed_up:8.1f}x"
+            line += f"{floor:10,.0f}"
+            line += f"{'-':>9s}" if s_key in missing else f"{frames * 256 / seconds[s_key] / floor:9.0%}"
+        print(line)
+    if "fp32" in precisions and "bf16" in precisions:
+        for name in configs:
+            keys = [f"{name} student {p}" for p in ("fp32", "bf16")]
+            if not any(k in missing for k in keys):
+                print(f"{name} student bf16 / fp32 speed: {seconds[keys[0]] / seconds[keys[1]]:.2f}x")
+    rates = ", ".join(f"{p} {matmul_rate(seconds, p) / 1e9:.1f}" for p in precisions)
+    print(f"\ndense 1024² matmul GFLOP/s: {rates}; real time = {SAMPLE_RATE:,} samples/s")
+    if "bf16" in precisions and not native_bf16(device):
+        print("no native bf16 here: the bf16 matmul is emulated, so its floor is no hardware limit")
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
 
 

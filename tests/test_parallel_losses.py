@@ -11,6 +11,7 @@ from test_parallel_student import inputs, tiny_config, tiny_student
 from torch.distributions import Normal, kl_divergence
 from wavenet_checks import tiny_wavenet
 
+from wavesynth.audio import MelExtractor, get_preset
 from wavesynth.parallel import (
     ParallelWaveNet,
     contrastive_loss,
@@ -21,7 +22,7 @@ from wavesynth.parallel import (
     spectral_loss,
     student_entropy,
 )
-from wavesynth.parallel.losses import check_teacher_head, teacher_log_density
+from wavesynth.parallel.losses import check_teacher_head, log_mel_l1, stft_magnitude, teacher_log_density
 from wavesynth.wavenet import make_head
 
 
@@ -192,3 +193,73 @@ def test_distilling_a_tiny_teacher_lowers_the_kl(noise):
         torch.set_num_threads(threads)
     after = kl_estimate()
     assert before > 2 and after < before / 10, (before, after)
+
+
+# ------------------------------------------------------------------------- float32 under bf16 autocast
+
+
+def _bf16_terms(head_name: str = "mol", T: int = 512, seed: int = 0) -> dict:
+    """bf16 student outputs and teacher params (as networks under autocast make them), and real audio."""
+    g = torch.Generator().manual_seed(seed)
+    head = make_head(head_name)
+    params = torch.randn(2, head.num_params, T, generator=g)
+    params[:, -params.shape[1] // (3 if head_name == "mol" else 2) :] -= 4  # log-scales of real heads
+    return {
+        "head": head,
+        "params": params.bfloat16(),
+        "mu_tot": (0.3 * torch.randn(2, T, generator=g)).bfloat16(),
+        "log_s_tot": (-3 + 0.5 * torch.randn(2, T, generator=g)).bfloat16(),
+        "x": (0.3 * torch.randn(2, T, generator=g)).bfloat16(),
+        "teacher_mean": (0.3 * torch.randn(2, T, generator=g)).bfloat16(),
+        "teacher_log_std": (-3 + 0.5 * torch.randn(2, T, generator=g)).bfloat16(),
+        "wave": 0.3 * torch.randn(2, T, generator=g),
+    }
+
+
+def _float32(terms: dict) -> dict:
+    return {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in terms.items()}
+
+
+LOSSES = {
+    "teacher_log_density": lambda t: teacher_log_density(t["head"], t["params"], t["x"]),
+    "student_entropy": lambda t: student_entropy(t["log_s_tot"]),
+    "cross_entropy": lambda t: cross_entropy(t["head"], t["params"], t["mu_tot"], t["log_s_tot"], samples=3,
+                                             generator=torch.Generator().manual_seed(5)),
+    "reverse_kl": lambda t: torch.stack(reverse_kl(t["head"], t["params"], t["mu_tot"], t["log_s_tot"],
+                                                   generator=torch.Generator().manual_seed(5))),
+    "contrastive": lambda t: contrastive_loss(t["head"], t["params"], t["mu_tot"], t["log_s_tot"],
+                                              generator=torch.Generator().manual_seed(5)),
+    "gaussian_kl": lambda t: torch.stack(gaussian_kl(t["teacher_mean"], t["teacher_log_std"], t["mu_tot"],
+                                                     t["log_s_tot"])),
+    "stft_magnitude": lambda t: stft_magnitude(t["x"], 64, 16),
+    "power_loss": lambda t: power_loss(t["x"], t["wave"], 64, 16),
+    "spectral_loss": lambda t: spectral_loss(t["x"], t["wave"], (32, 128)),
+    "log_mel_l1": lambda t: log_mel_l1(MelExtractor(get_preset("hifigan-22k")), t["x"], t["wave"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_terms_compute_in_float32_under_bf16_autocast(name):
+    """bf16 inputs inside autocast: each term is float32 and equals the fp32 computation on the same
+    bf16-rounded inputs (autocast would otherwise run the STFT window, the mel matmul and every sum in
+    bf16)."""
+    terms = _bf16_terms()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = LOSSES[name](terms)
+    reference = LOSSES[name](_float32(terms))
+    assert low.dtype == torch.float32 and reference.dtype == torch.float32
+    torch.testing.assert_close(low, reference, rtol=1e-6, atol=1e-6)
+
+
+def test_loss_gradients_reach_bf16_inputs_under_autocast():
+    terms = _bf16_terms("gaussian")
+    for key in ("mu_tot", "log_s_tot", "x", "params"):
+        terms[key].requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kl = reverse_kl(terms["head"], terms["params"], terms["mu_tot"], terms["log_s_tot"]).kl
+        x, wave = terms["x"], terms["wave"]
+        loss = kl + power_loss(x, wave, 64, 16) + spectral_loss(x, wave, (32,))
+    loss.backward()
+    for key in ("mu_tot", "log_s_tot", "x", "params"):
+        grad = terms[key].grad
+        assert grad is not None and grad.dtype == torch.bfloat16 and torch.isfinite(grad.float()).all(), key

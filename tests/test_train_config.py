@@ -4,6 +4,7 @@ from typing import Literal
 import pytest
 
 from wavesynth.train import TrainConfig, dump_toml, from_dict, load_config, save_config
+from wavesynth.train.config import upgrade_dict
 
 
 @dataclass
@@ -45,6 +46,7 @@ def test_round_trip_through_toml(tmp_path):
     ({"train": {"lr": "fast"}}, "train.lr must be a number, got 'fast'"),
     ({"train": {"steps": 1.5}}, "train.steps must be an integer, got 1.5"),
     ({"train": {"bf16": 1}}, "train.bf16 must be true or false, got 1"),
+    ({"train": {"precision": "fp16"}}, "train.precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
     ({"train": {"steps": True}}, "train.steps must be an integer, got True"),
     ({"train": {"lr": -1}}, "train.lr must be > 0, got -1.0"),
     ({"train": {"optimizer": "sgd"}}, "train.optimizer must be one of 'adam', 'adamw', got 'sgd'"),
@@ -66,6 +68,8 @@ def test_bad_values_name_the_key(data, message):
     ("train.lr.x=1", "'train.lr' is not a table"),
     ("train.lr", "must look like key=value"),
     ("train.lr=abc", "train.lr must be a number, got 'abc'"),
+    ("train.precision=fp16", "train.precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
+    ("train.bf16=yes", "train.bf16 must be true or false, got 'yes'"),
 ])
 def test_bad_overrides(override, message):
     with pytest.raises(ValueError, match=None) as error:
@@ -78,3 +82,38 @@ def test_bad_toml_file_is_a_value_error(tmp_path):
     path.write_text("[train\n")
     with pytest.raises(ValueError, match="bad.toml is not valid TOML"):
         load_config(Config, path)
+
+
+def test_precision_defaults_to_auto_and_is_saved_under_its_own_name(tmp_path):
+    config = load_config(Config)
+    assert config.train.precision == "auto"
+    save_config(config, tmp_path / "config.toml")
+    text = (tmp_path / "config.toml").read_text()
+    assert 'precision = "auto"' in text and "bf16" not in text
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp16")
+
+
+@pytest.mark.parametrize(("table", "overrides", "precision"), [
+    ("bf16 = true", [], "auto"),  # the old default: bf16 on CUDA, fp32 on a CPU without native bf16
+    ("bf16 = false", [], "fp32"),
+    ("bf16 = false\nprecision = \"bf16\"", [], "bf16"),  # the new key wins
+    ("bf16 = true", ["train.precision=fp32"], "fp32"),  # an override of an old run's config.toml
+    ("bf16 = true", ["train.bf16=false"], "fp32"),  # the old key as an override still works
+    ('precision = "bf16"', ["train.bf16=false"], "fp32"),  # ... and overrides the file
+    ("", ["train.bf16=true"], "auto"),
+])
+def test_configs_with_the_old_bf16_key_still_load(tmp_path, table, overrides, precision):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[train]\nsteps = 7\n{table}\n")
+    config = load_config(Config, path, overrides)
+    assert config.train.precision == precision and config.train.steps == 7 and config.train.lr == 1e-3
+
+
+def test_old_checkpoint_configs_load_and_upgrade_for_comparison():
+    old = {"model": {"channels": 8}, "train": {"steps": 3, "bf16": False}}
+    assert from_dict(Config, old).train.precision == "fp32"
+    assert from_dict(TrainConfig, {"bf16": True}).precision == "auto"
+    upgraded = upgrade_dict(Config, {**old, "gone": 1})  # keys it does not know are left alone
+    assert upgraded == {"model": {"channels": 8}, "train": {"steps": 3, "precision": "fp32"}, "gone": 1}
+    assert TrainConfig.upgrade({"bf16": True, "precision": "bf16"}) == {"precision": "bf16"}

@@ -151,3 +151,68 @@ def test_make_head_errors():
         make_head("nope")
     with pytest.raises(ValueError, match="bad options for output head 'gaussian'"):
         make_head("gaussian", num_components=3)
+
+
+# ------------------------------------------------------------------------- float32 under bf16 autocast
+
+HEAD_CASES = [
+    ("mol", {"num_components": 3}),
+    ("gaussian", {}),
+    ("logistic", {}),
+    ("mulaw", {"channels": 16}),
+]
+
+
+def _bf16_params(head, batch=3, steps=257, seed=0):
+    """bf16 head parameters as a network under autocast gives them (log-scales near a 16-bit bin's width),
+    and audio x in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    params = torch.randn(batch, head.num_params, steps, generator=g)
+    if head.name == "mol":
+        params[:, 2 * head.num_components :] = -6 + params[:, 2 * head.num_components :]
+    elif head.name in ("gaussian", "logistic"):
+        params[:, 1] = -4 + params[:, 1]
+    x = quantize(torch.rand(batch, steps, generator=g) * 1.8 - 0.9)
+    return params.bfloat16(), x
+
+
+@pytest.mark.parametrize(("name", "options"), HEAD_CASES)
+def test_log_prob_computes_in_float32_under_bf16_autocast(name, options):
+    """bf16 params inside autocast: the log-probability is float32 and equal to the fp32 computation on the
+    same (bf16-rounded) params; gradients reach the bf16 params."""
+    head = make_head(name, **options)
+    params, x = _bf16_params(head)
+    params.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = head.log_prob(params, x)
+    reference = head.log_prob(params.detach().float(), x)
+    assert low.dtype == torch.float32 and reference.dtype == torch.float32
+    torch.testing.assert_close(low, reference, rtol=0, atol=0)
+    low.sum().backward()
+    assert params.grad.dtype == torch.bfloat16 and torch.isfinite(params.grad.float()).all()
+
+
+def test_mol_in_bf16_arithmetic_would_be_wrong():
+    """Why the head computes in float32: the same MoL log-probability in bf16 arithmetic is off by nats."""
+    head = make_head("mol", num_components=3)
+    params, x = _bf16_params(head)
+    in_bf16 = type(head).log_prob.__wrapped__(head, params, x.bfloat16())  # the body without the fp32 region
+    exact = head.log_prob(params.double(), x.double())
+    assert (head.log_prob(params, x).double() - exact).abs().max() < 1e-3
+    assert (in_bf16.double() - exact).abs().max() > 1.0
+
+
+@pytest.mark.parametrize(("name", "options"), HEAD_CASES)
+def test_sampling_from_bf16_params_is_float32(name, options):
+    """Samples, modes and noise are float32 for bf16 params (bf16 audio would be ~8-bit); same values as
+    from the float32 params."""
+    head = make_head(name, **options)
+    params, _ = _bf16_params(head)
+    noise = head.draw_noise((3, 257), torch.Generator().manual_seed(1), dtype=torch.bfloat16)
+    assert noise.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sample, mode = head.sample_from_noise(params, noise, 0.8), head.mode(params)
+    assert sample.dtype == mode.dtype == torch.float32
+    torch.testing.assert_close(sample, head.sample_from_noise(params.float(), noise, 0.8), rtol=0, atol=0)
+    torch.testing.assert_close(mode, head.mode(params.float()), rtol=0, atol=0)
+    assert head.log_prob(params.double(), sample.double()).dtype == torch.float64  # float64 stays float64

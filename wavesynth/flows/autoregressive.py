@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Transform
+from .base import Transform, full_precision
 from .made import MADE
 
 SCALES = ("bounded", "gated")
@@ -90,7 +90,7 @@ class MaskedAffineAutoregressive(Transform):
         """y = s(u)⊙u + t(u) and log|det ∂y/∂u| = Σ log s."""
         log_scale, shift = self._scale_and_shift(u, context)
         centred = u if self.scale == "bounded" else u - shift  # y = μ + e^α u, or y = m + σ (u - m)
-        return torch.addcmul(shift, centred, torch.exp(log_scale)), log_scale.sum(1)
+        return torch.addcmul(shift, centred, torch.exp(log_scale)), full_precision(log_scale).sum(1)
 
     def _sequential(self, y: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         """u with y = s(u)⊙u + t(u), by D passes; log|det ∂u/∂y| = -Σ log s(u).
@@ -104,4 +104,4 @@ class MaskedAffineAutoregressive(Transform):
             u = (y - shift) * torch.exp(-log_scale)
             if self.scale == "gated":
                 u = u + shift
-        return u, -log_scale.sum(1).expand(y.shape[0])
+        return u, -full_precision(log_scale).sum(1).expand(y.shape[0])

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import sum_except_batch
+from .base import full_precision, sum_except_batch
 
 
 class BaseDistribution(nn.Module):
@@ -21,8 +21,8 @@ class BaseDistribution(nn.Module):
         self.register_buffer("_device_marker", torch.zeros(()), persistent=False)
 
     def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        """log p(z) summed over the event: (batch, *shape) -> (batch,)."""
-        return sum_except_batch(self._log_density(z))
+        """log p(z) summed over the event: (batch, *shape) -> (batch,), in float32 at least."""
+        return sum_except_batch(self._log_density(full_precision(z)))
 
     def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         """n draws of T·ε with ε ~ p (T is the temperature)."""

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import Transform
+from .base import Transform, full_precision
 
 
 def _per_channel(vector: Tensor, like: Tensor) -> Tensor:
@@ -91,4 +91,4 @@ class ActNorm(Transform):
 
 
 def _logabsdet(log_scale: Tensor, x: Tensor) -> Tensor:
-    return (math.prod(x.shape[2:]) * log_scale.sum()).expand(x.shape[0])
+    return (math.prod(x.shape[2:]) * full_precision(log_scale).sum()).expand(x.shape[0])

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .autoregressive_models import IAF, MAF
+from .base import full_precision
 from .conditioners import MLP
 
 POSTERIORS = ("diagonal", "iaf")
@@ -93,7 +94,9 @@ class VAE(nn.Module):
         expected = (x.shape[0], 2 * self.latent_features + self.context_features)
         if tuple(out.shape) != expected:
             raise ValueError(f"encoder returned shape {tuple(out.shape)}, expected {expected}")
-        mean, log_std, h = out.split([self.latent_features, self.latent_features, self.context_features], 1)
+        mean, log_std, h = full_precision(out).split(
+            [self.latent_features, self.latent_features, self.context_features], 1
+        )
         return mean, log_std, (h if self.posterior_flow is not None else None)
 
     def sample_posterior(
@@ -124,7 +127,7 @@ class VAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x | z) = Σᵢ [xᵢ log πᵢ + (1 − xᵢ) log(1 − πᵢ)] for z (K, batch, latent) -> (K, batch)."""
-        logits = self.decoder(z.flatten(0, 1)).view(*z.shape[:2], self.data_features)
+        logits = full_precision(self.decoder(z.flatten(0, 1))).view(*z.shape[:2], self.data_features)
         return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
 
     def log_weights(self, x: Tensor, num_samples: int) -> Tensor:
@@ -166,5 +169,6 @@ class VAE(nn.Module):
 
 
 def _standard_normal_log_prob(z: Tensor) -> Tensor:
-    """log N(z; 0, I) summed over the last dimension."""
+    """log N(z; 0, I) summed over the last dimension, in float32 at least."""
+    z = full_precision(z)
     return -0.5 * (z.square().sum(-1) + z.shape[-1] * math.log(2 * math.pi))

@@ -13,7 +13,11 @@ draws and through the teacher's input x_<t. With a Gaussian teacher and a Gaussi
 KL is closed form (ClariNet). Auxiliary terms: a power loss on STFT magnitudes, a multi-resolution
 spectral loss (spectral convergence and log-magnitude distance at several STFT sizes, which matches the
 quiet parts of the spectrum the power loss ignores) and a contrastive term that rewards a large KL
-against the teacher given a mismatched mel.
+against the teacher given a mismatched mel, and HiFi-GAN's log-mel L1 distance (``log_mel_l1``).
+
+Every term computes in float32 (``wavesynth.flows.base.float32_region``): under bf16 autocast the student's
+and teacher's networks run in bf16, but their outputs are cast up here and autocast is off inside (an STFT,
+a 16-bit-bin log-probability or a mean over a crop is not something to do in bf16).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..flows.base import float32_region
 from ..wavenet.distributions import LEVELS, OutputHead, make_head
 
 #: Differential entropy h(ε) of one standard noise sample, in nats.
@@ -60,6 +65,7 @@ def check_teacher_head(head: OutputHead) -> None:
         )
 
 
+@float32_region
 def teacher_log_density(head: OutputHead, params: Tensor, x: Tensor) -> Tensor:
     """log p_T(x) as a density on [-1, 1]: a 16-bit bin probability is divided by the bin width 2/(2^16-1).
 
@@ -68,11 +74,13 @@ def teacher_log_density(head: OutputHead, params: Tensor, x: Tensor) -> Tensor:
     return head.log_prob(params, x) + head.bin_log_width - _LOG_BIN_WIDTH
 
 
+@float32_region
 def student_entropy(log_s_tot: Tensor, noise: str = "logistic") -> Tensor:
     """H(p_S) per sample: mean of log s_tot + h(ε) (exact given the log-scales of the student's samples)."""
     return log_s_tot.mean() + NOISE_ENTROPY[noise]
 
 
+@float32_region
 def cross_entropy(
     teacher_head: OutputHead,
     teacher_params: Tensor,
@@ -92,6 +100,7 @@ def cross_entropy(
     return -teacher_log_density(teacher_head, teacher_params.unsqueeze(2), draws).mean()
 
 
+@float32_region
 def reverse_kl(
     teacher_head: OutputHead,
     teacher_params: Tensor,
@@ -107,6 +116,7 @@ def reverse_kl(
     return ReverseKL(h_cross - h_student, h_cross, h_student)
 
 
+@float32_region
 def gaussian_kl(
     teacher_mean: Tensor,
     teacher_log_std: Tensor,
@@ -128,6 +138,7 @@ def gaussian_kl(
     return GaussianKL(kl + log_scale_weight * penalty, kl, penalty)
 
 
+@float32_region
 def contrastive_loss(
     teacher_head: OutputHead,
     mismatched_params: Tensor,
@@ -149,12 +160,14 @@ def contrastive_loss(
     return -reverse_kl(teacher_head, mismatched_params, mu_tot, log_s_tot, noise, samples, generator).kl
 
 
+@float32_region
 def stft_magnitude(x: Tensor, n_fft: int = 1024, hop_length: int = 256) -> Tensor:
     """|STFT(x)| (B, n_fft/2 + 1, frames) with a periodic Hann window of n_fft samples, centred frames."""
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     return torch.stft(x, n_fft, hop_length, window=window, return_complex=True).abs()
 
 
+@float32_region
 def power_loss(x: Tensor, target: Tensor, n_fft: int = 1024, hop_length: int = 256) -> Tensor:
     """mean over batch, bins and frames of (|STFT(x)| - |STFT(y)|)² for student audio x, real audio y.
 
@@ -168,6 +181,7 @@ def power_loss(x: Tensor, target: Tensor, n_fft: int = 1024, hop_length: int = 2
 SPECTRAL_FLOOR = 1e-7
 
 
+@float32_region
 def spectral_loss(x: Tensor, target: Tensor, n_ffts: tuple[int, ...] = (512, 1024, 2048)) -> Tensor:
     """Multi-resolution STFT loss (Yamamoto et al. 2020) of student audio x against real audio y: the mean
     over resolutions (Hann window n_fft, hop n_fft/4) of the spectral convergence ‖|Y| - |X|‖_F / ‖|Y|‖_F
@@ -183,3 +197,10 @@ def spectral_loss(x: Tensor, target: Tensor, n_ffts: tuple[int, ...] = (512, 102
         convergence = torch.linalg.vector_norm(reference - estimate) / torch.linalg.vector_norm(reference)
         total = total + convergence + (reference.log() - estimate.log()).abs().mean()
     return total / len(n_ffts)
+
+
+@float32_region
+def log_mel_l1(extractor: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    """mean |log mel(x) - log mel(y)| of student audio x against real audio y (HiFi-GAN's reconstruction
+    loss), with ``extractor`` a ``wavesynth.audio.MelExtractor`` (its preset's log, floor and mel scale)."""
+    return (extractor.log_mel(x) - extractor.log_mel(target)).abs().mean()

@@ -17,7 +17,9 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
+
+from .precision import PRECISION_CHOICES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,7 +31,19 @@ C = TypeVar("C")
 
 @dataclass
 class TrainConfig:
-    """Settings of the training loop, shared by every model (the ``[train]`` table of a config file)."""
+    """Settings of the training loop, shared by every model (the ``[train]`` table of a config file).
+
+    ``precision``: "fp32", "bf16" (autocast on CPU or CUDA; weights, gradients and optimiser states stay
+    float32) or "auto" (the default: bf16 where the device has native bf16, see
+    ``wavesynth.train.precision.native_bf16``, else fp32). "auto" is the default because it is what the
+    old default ``bf16 = true`` did in practice (bf16 on a recent GPU, fp32 on a CPU without bf16
+    hardware), and takes the bf16 speed-up wherever it exists. The trainer logs the resolved precision.
+
+    Older configs and checkpoints have ``bf16 = true|false`` instead (it was only ever used on CUDA); it
+    still loads, as ``bf16 = true`` -> "auto" and ``bf16 = false`` -> "fp32", so resuming an old CPU run
+    never switches a CPU without native bf16 to (emulated, much slower) bf16. When both keys are given,
+    ``precision`` wins.
+    """
 
     run_dir: str = "runs/default"  # checkpoints, config.toml, metrics.csv and TensorBoard events
     steps: int = 10_000  # optimiser steps in the whole run
@@ -54,10 +68,27 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0  # DataLoader worker processes
     device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available, else cpu), "cpu", "cuda", ...
-    bf16: bool = True  # bf16 autocast; only ever used on CUDA
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # bf16 autocast, or auto: bf16 on native hardware
     progress: bool = True  # tqdm progress bar
 
+    #: Keys of older configs that ``upgrade`` still reads, with their types.
+    legacy_keys: ClassVar[dict[str, type]] = {"bf16": bool}
+
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``[train]`` table with the old ``bf16`` key mapped to ``precision`` (true -> "auto", false ->
+        "fp32"); an explicit ``precision`` wins over it."""
+        data = dict(data)
+        if "bf16" in data:
+            old = data.pop("bf16")
+            if not isinstance(old, bool):
+                raise ValueError(f"bf16 must be true or false, got {old!r}")
+            data.setdefault("precision", "auto" if old else "fp32")
+        return data
+
     def __post_init__(self) -> None:
+        _require(self.precision in PRECISION_CHOICES, "precision",
+                 f"must be one of {', '.join(PRECISION_CHOICES)}", self.precision)
         for name in ("steps", "batch_size", "grad_accum", "val_every", "save_every", "log_every",
                      "max_nonfinite", "keep_last"):
             _require(getattr(self, name) >= 1, name, "must be >= 1", getattr(self, name))
@@ -83,6 +114,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     """Build config dataclass ``cls`` from a (nested) mapping, checking every key, type and value."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a table, got {data!r}")
+    data = _upgrade(cls, data, prefix)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -92,13 +124,37 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
             raise ValueError(f"unknown key '{prefix}{key}' in {where}; valid keys: {', '.join(fields)}")
         default = fields[key].default_factory
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping) and callable(default):
-            # a partial table keeps the defaults the parent gives it
-            value = _merge(dataclasses.asdict(default()), value)
+            # a partial table keeps the defaults the parent gives it (old keys mapped first, so that a
+            # default of the new key does not hide them)
+            value = _merge(dataclasses.asdict(default()), _upgrade(hints[key], value, f"{prefix}{key}."))
         kwargs[key] = _convert(value, hints[key], prefix + key)
     try:
         return cls(**kwargs)
     except ValueError as error:
         raise ValueError(f"{prefix}{error}") from None
+
+
+def _upgrade(cls: type, data: Mapping[str, Any], prefix: str) -> Mapping[str, Any]:
+    """``data`` with the old keys of config class ``cls`` mapped to new ones (its ``upgrade`` classmethod,
+    if it has one)."""
+    upgrade = getattr(cls, "upgrade", None)
+    if upgrade is None:
+        return data
+    try:
+        return upgrade(data)
+    except ValueError as error:
+        raise ValueError(f"{prefix}{error}") from None
+
+
+def upgrade_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config dict (e.g. a checkpoint's) with every table's old keys mapped to new ones, and
+    nothing else checked or changed: for comparing an old config with a new one."""
+    out = dict(_upgrade(cls, data, ""))
+    hints = typing.get_type_hints(cls)
+    for key, value in out.items():
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(hints.get(key)):
+            out[key] = upgrade_dict(hints[key], value)
+    return out
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,38 +190,48 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path} is not valid TOML: {error}") from None
     for item in overrides:
-        key, value = _parse_override(cls, item)
+        key, value, owner = _parse_override(cls, item)
         *tables, name = key.split(".")
         target = data
         for table in tables:
             target = target.setdefault(table, {})
+        if name in getattr(owner, "legacy_keys", {}):  # an old key, mapped now so that it overrides the file
+            table = f"{'.'.join(tables)}." if tables else ""
+            target.update(_upgrade(owner, {name: value}, table))
+            target.pop(name, None)
+            continue
         target[name] = value
     return from_dict(cls, data)
 
 
-def _parse_override(cls: type, item: str) -> tuple[str, Any]:
-    """Split ``key=value`` and parse the value as a TOML value (strings may be left unquoted)."""
+def _parse_override(cls: type, item: str) -> tuple[str, Any, type]:
+    """Split ``key=value`` and parse the value as a TOML value (strings may be left unquoted); also returns
+    the config class whose field the key names."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ValueError(f"override '{item}' must look like key=value, e.g. train.lr=1e-3")
     target: Any = cls
+    owner: type = cls
     parts = key.split(".")
     for depth, part in enumerate(parts):
         names = [f.name for f in dataclasses.fields(target)]
+        if depth == len(parts) - 1 and part in getattr(target, "legacy_keys", {}):
+            owner, target = target, target.legacy_keys[part]
+            break
         if part not in names:
             where = ".".join(parts[:depth])
             where = f"[{where}]" if where else "the config"
             raise ValueError(f"unknown key '{key}' in {where}; valid keys: {', '.join(names)}")
-        target = typing.get_type_hints(target)[part]
+        owner, target = target, typing.get_type_hints(target)[part]
         if depth < len(parts) - 1 and not dataclasses.is_dataclass(target):
             raise ValueError(f"'{'.'.join(parts[:depth + 1])}' is not a table, so '{key}' cannot be set")
     if dataclasses.is_dataclass(target):
         raise ValueError(f"'{key}' is a table; set one of its keys, e.g. {key}.<name>=value")
     try:
-        return key, tomllib.loads(f"v = {text.strip()}")["v"]
+        return key, tomllib.loads(f"v = {text.strip()}")["v"], owner
     except tomllib.TOMLDecodeError:
-        return key, text.strip()  # a bare string such as run_dir=runs/x
+        return key, text.strip(), owner  # a bare string such as run_dir=runs/x
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -252,4 +318,4 @@ def save_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(dump_toml(to_dict(config)))
 
 
-__all__ = ["TrainConfig", "dump_toml", "from_dict", "load_config", "save_config", "to_dict"]
+__all__ = ["TrainConfig", "dump_toml", "from_dict", "load_config", "save_config", "to_dict", "upgrade_dict"]

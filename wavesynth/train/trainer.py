@@ -21,11 +21,12 @@ from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import CheckpointDir, load_checkpoint
-from .config import TrainConfig, save_config, to_dict
+from .config import TrainConfig, save_config, to_dict, upgrade_dict
 from .data import ResumableSampler
 from .ema import EMA
 from .logger import RunLogger
 from .optim import build_optimizer, build_scheduler
+from .precision import autocast, describe_precision, resolve_precision
 from .rng import get_rng_state, isolated_rng, seed_everything, set_rng_state
 from .task import Task
 
@@ -54,6 +55,9 @@ class Trainer:
     ``grad_accum`` micro-batches, so the same config gives the same training whatever the process count.
     With ``resume=True`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly
     where it stopped; without it, a ``run_dir`` that already holds checkpoints is an error.
+    ``precision`` is the resolved ``train.precision`` ("fp32" or "bf16"): the loss and validation run in
+    its autocast (``wavesynth.train.precision.autocast``), on CPU and CUDA alike; "auto" gives bf16 only if
+    every process has native bf16. It is logged at the start and stored in each checkpoint.
     """
 
     def __init__(self, task: Task, *, resume: bool = False) -> None:
@@ -73,6 +77,9 @@ class Trainer:
             raise ValueError(f"{cfg.run_dir} already holds checkpoints; resume the run (--resume) "
                              "or choose another train.run_dir")
         self._owns_group = distributed.init_process_group(self.info, self.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        if cfg.precision == "auto" and distributed.any_true([self.precision == "fp32"], self.device)[0]:
+            self.precision = "fp32"  # one process without native bf16: all train in fp32, as it does
 
         seed_everything(cfg.seed)  # the same initial weights on every process
         task.device = self.device
@@ -97,6 +104,7 @@ class Trainer:
         self._last_checkpoint: Path | None = None
         self._train_loss = math.nan  # mean over the last log interval, for the validation summary
         resumed = resume and latest is not None
+        self._saved_precision: str | None = None  # the precision the checkpoint was trained in
         changed = self._load(latest) if resumed else []
         if not resumed:
             seed_everything(cfg.seed + self.info.rank)
@@ -107,8 +115,14 @@ class Trainer:
             self._log(f"resumed from {latest} at step {self.step}" if resumed else
                       f"no checkpoint in {cfg.run_dir}; starting at step 0" if resume else
                       f"starting {type(task).__name__} in {cfg.run_dir}")
+            here = resolve_precision(cfg.precision, self.device)
+            self._log(describe_precision(cfg.precision, self.device) if here == self.precision else
+                      "precision fp32 (train.precision = auto; not every process has native bf16)")
             for line in changed:
                 self._log(f"changed since the checkpoint: {line}")
+            if self._saved_precision not in (None, self.precision):
+                self._log(f"changed since the checkpoint: precision {self._saved_precision} -> "
+                          f"{self.precision}")
 
     # ----------------------------------------------------------------------------------------- data
 
@@ -142,9 +156,8 @@ class Trainer:
             self.epoch_batches = 0
 
     def _autocast(self):
-        if self.config.bf16 and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        """bf16 autocast on CPU or CUDA when the run trains in bf16, else a null context."""
+        return autocast(self.precision, self.device)
 
     # ----------------------------------------------------------------------------------------- loop
 
@@ -291,6 +304,7 @@ class Trainer:
                      "samples": self.epoch_batches * self.micro_batch * self.info.world_size},
             "best": {"metric": self.best_metric, "step": self.best_step},
             "nonfinite_streak": self.nonfinite_streak,
+            "precision": self.precision,  # resolved: what "auto" gave on the machine that trained
         }
 
     def _save(self, best: bool = False) -> None:
@@ -301,7 +315,8 @@ class Trainer:
                 self._last_checkpoint = path
 
     def _load(self, path: Path) -> list[str]:
-        """Restore the state saved in ``path``; returns the settings that differ from the saved config."""
+        """Restore the state saved in ``path``; returns the settings that differ from the saved config
+        (its old keys, such as ``train.bf16``, mapped to new ones first)."""
         state = load_checkpoint(path)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a wavesynth training checkpoint of format {CHECKPOINT_FORMAT}")
@@ -318,7 +333,8 @@ class Trainer:
             set_rng_state(state["rng"][self.info.rank])
         else:  # more processes than when the checkpoint was written
             seed_everything(self.config.seed + self.info.rank + self.step)
-        return _diff(state["config"], to_dict(self.task.config))
+        self._saved_precision = state.get("precision")  # None in checkpoints from before it was stored
+        return _diff(upgrade_dict(type(self.task.config), state["config"]), to_dict(self.task.config))
 
     # ------------------------------------------------------------------------------------- signals
 

@@ -8,6 +8,12 @@ standardised values per sample), so the cached generator can replay it from a pr
   discrete heads, a log-density for the continuous ones;
 * ``sample(params, temperature, generator)`` = ``sample_from_noise(params, draw_noise(...), temperature)``;
 * ``mode(params)``: the deterministic choice used by ``generate(..., deterministic=True)``.
+
+Precision: every head computes in float32 (at least) whatever its inputs: bf16 ``params`` from a network
+under bf16 autocast are cast up at entry and ``log_prob`` runs with autocast off, so its result is float32
+(a 16-bit bin's log-probability, or a mean of mixture terms, is meaningless in bf16); ``sample_from_noise``
+and ``mode`` return float32 audio and ``draw_noise`` draws float32 noise for a 16-bit dtype. float64 stays
+float64.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..flows.base import float32_region, full_precision
 
 BITS = 16
 LEVELS = 2**BITS
@@ -93,6 +101,8 @@ class OutputHead:
     ) -> Tensor:
         """ε of shape (shape[0], noise_size, *shape[1:]) for samples of ``shape``, drawn on ``device``."""
         size = (shape[0], self.noise_size, *shape[1:])
+        if dtype in (torch.bfloat16, torch.float16):
+            dtype = torch.float32  # bf16 uniforms are 2^-8 apart: far too coarse for a noise tail
         return self.standardise(torch.rand(size, generator=generator, device=device, dtype=dtype))
 
     def sample(
@@ -134,6 +144,7 @@ class DiscretizedMixtureOfLogistics(OutputHead):
         logits, means, log_scales = params.split(self.num_components, dim=1)
         return logits, means, log_scales.clamp(min=self.log_scale_min)
 
+    @float32_region
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         logits, means, log_scales = self.split(params)
         x = x.unsqueeze(1)
@@ -153,6 +164,7 @@ class DiscretizedMixtureOfLogistics(OutputHead):
 
     def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
         K = self.num_components
+        params, noise = full_precision(params), full_precision(noise)
         logits, means, log_scales = params.split(K, dim=1)
         k = (logits + noise[:, :K]).argmax(dim=1, keepdim=True)
         scale = log_scales.gather(1, k).squeeze(1).clamp(min=self.log_scale_min).exp()
@@ -160,7 +172,7 @@ class DiscretizedMixtureOfLogistics(OutputHead):
 
     def mode(self, params: Tensor) -> Tensor:
         """The mean of the most probable component, on the bin grid."""
-        logits, means, _ = self.split(params)
+        logits, means, _ = self.split(full_precision(params))
         return quantize(means.gather(1, logits.argmax(dim=1, keepdim=True)).squeeze(1))
 
 
@@ -182,11 +194,12 @@ class LocationScale(OutputHead):
         return params[:, 0], params[:, 1].clamp(min=self.log_scale_min)
 
     def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
-        mean, log_scale = self.split(params)
-        return torch.addcmul(mean, log_scale.exp(), noise[:, 0], value=temperature).clamp_(-1, 1)
+        mean, log_scale = self.split(full_precision(params))
+        noise = full_precision(noise[:, 0])
+        return torch.addcmul(mean, log_scale.exp(), noise, value=temperature).clamp_(-1, 1)
 
     def mode(self, params: Tensor) -> Tensor:
-        return params[:, 0].clamp(-1, 1)
+        return full_precision(params[:, 0]).clamp(-1, 1)
 
 
 class Gaussian(LocationScale):
@@ -194,6 +207,7 @@ class Gaussian(LocationScale):
 
     name = "gaussian"
 
+    @float32_region
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         mean, log_std = self.split(params)
         return -0.5 * ((x - mean) * torch.exp(-log_std)).square() - log_std - 0.5 * math.log(2 * math.pi)
@@ -208,6 +222,7 @@ class Logistic(LocationScale):
 
     name = "logistic"
 
+    @float32_region
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         mean, log_scale = self.split(params)
         y = (x - mean) * torch.exp(-log_scale)
@@ -231,6 +246,7 @@ class MuLawCategorical(OutputHead):
         self.num_params = channels
         self.noise_size = 1
 
+    @float32_region
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         index = mulaw_encode(x, self.channels).unsqueeze(1)
         return params.log_softmax(dim=1).gather(1, index).squeeze(1)
@@ -239,10 +255,12 @@ class MuLawCategorical(OutputHead):
         return u
 
     def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
+        params, noise = full_precision(params), full_precision(noise)
         index = _pick(params / temperature, noise[:, :1]).squeeze(1)
         return mulaw_decode(index, self.channels).to(params.dtype)
 
     def mode(self, params: Tensor) -> Tensor:
+        params = full_precision(params)
         return mulaw_decode(params.argmax(dim=1), self.channels).to(params.dtype)
 
 
