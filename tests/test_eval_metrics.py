@@ -177,3 +177,38 @@ def test_clips_come_from_a_folder_a_file_or_a_cache_validation_split(tmp_path):
         collect_clips(tmp_path / "empty")
     with pytest.raises(FileNotFoundError):
         collect_clips(tmp_path / "absent")
+
+
+# ------------------------------------------------------------------------------------------------ pitch
+
+def test_pitch_metrics_by_hand():
+    from wavesynth.eval import f0_rmse_cents, gross_pitch_error, vuv_error
+
+    # frames voiced in both: 0 (+100 cents, ratio 1.059), 1 (+400 cents, 1.260: gross), 5 (-200 cents, 0.891)
+    # voicing differs in frames 2 and 3 of 7
+    f0_ref = np.array([100.0, 200.0, 0.0, 300.0, 0.0, 400.0, 0.0])
+    f0_est = np.array([100 * 2 ** (100 / 1200), 200 * 2 ** (400 / 1200), 120.0, 0.0, 0.0,
+                       400 * 2 ** (-200 / 1200), 0.0])
+    assert gross_pitch_error(f0_ref, f0_est) == pytest.approx(1 / 3)
+    assert gross_pitch_error(f0_ref, f0_est, threshold=0.05) == pytest.approx(1.0)
+    assert gross_pitch_error(f0_ref, f0_est, threshold=0.3) == 0.0
+    assert f0_rmse_cents(f0_ref, f0_est) == pytest.approx(math.sqrt((100**2 + 400**2 + 200**2) / 3))
+    assert vuv_error(f0_ref, f0_est) == pytest.approx(2 / 7)
+    # symmetric in the cents, any shape, negative values are unvoiced
+    assert f0_rmse_cents(f0_est, f0_ref) == pytest.approx(f0_rmse_cents(f0_ref, f0_est))
+    negative = np.where(f0_est > 0, f0_est, -1.0)
+    assert vuv_error(f0_ref.reshape(1, 7), negative.reshape(1, 7)) == pytest.approx(2 / 7)
+    assert f0_rmse_cents(np.full(4, 220.0), np.full(4, 220.0)) == 0.0
+
+
+def test_pitch_metrics_nan_and_errors():
+    from wavesynth.eval import f0_rmse_cents, gross_pitch_error, vuv_error
+
+    ref, est = np.array([100.0, 0.0]), np.array([0.0, 100.0])  # never voiced in both
+    assert math.isnan(gross_pitch_error(ref, est)) and math.isnan(f0_rmse_cents(ref, est))
+    assert vuv_error(ref, est) == 1.0
+    assert math.isnan(vuv_error(np.zeros(0), np.zeros(0)))
+    with pytest.raises(ValueError, match="different shapes"):
+        gross_pitch_error(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        f0_rmse_cents(np.array([100.0, np.nan]), np.ones(2))

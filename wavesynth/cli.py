@@ -34,6 +34,10 @@ def _train(args: argparse.Namespace) -> int:
         from wavesynth.wavenet.task import TeacherTask
 
         task_class, overrides = TeacherTask, args.overrides
+    elif args.model == "pitch":
+        from wavesynth.pitch.task import PitchTask
+
+        task_class, overrides = PitchTask, args.overrides
     else:
         from wavesynth.parallel.task import StudentTask
 
@@ -192,10 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.add_argument("--quiet", action="store_true", help="no progress bar")
     preprocess.set_defaults(run=_preprocess)
 
-    train = commands.add_parser("train", help="train a teacher or distil a student")
+    train = commands.add_parser("train", help="train a teacher, distil a student, or train a pitch predictor")
     models_to_train = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name, text in (("teacher", "train a WaveNet teacher by maximum likelihood"),
-                       ("student", "distil a Parallel WaveNet student from a trained teacher")):
+                       ("student", "distil a Parallel WaveNet student from a trained teacher"),
+                       ("pitch", "train the mel -> F0 predictor of pitch-aware models on pitch labels")):
         sub = models_to_train.add_parser(name, help=text)
         sub.add_argument("--config", required=True, help="TOML config file, e.g. recipes/ljspeech/"
                          f"{name}.toml")

@@ -5,6 +5,8 @@ A model folder (the shipped ones are ``pretrained/<name>/`` at the top of the re
     config.json    {"name", "kind": "student" | "teacher", "model": StudentConfig or WaveNetConfig dict,
                     "mel": MelConfig dict, "mel_stats": MelStats dict or null, "training": {facts}}
     model.pt       the weights: a plain state_dict, read with torch.load(weights_only=True)
+    pitch.json     for a model with an excitation: its F0 predictor (``wavesynth.pitch.PitchPredictor``)
+    pitch.pt
     MODEL_CARD.md  what it was trained on, how, and how well it does
 
 Loading never executes code from a file. ``export_pretrained`` makes such a folder from a training
@@ -20,6 +22,11 @@ and samples from frame a on. The noise is a function of the sample position only
 noise as the whole utterance would: chunked output equals unchunked output to float precision, memory is
 bounded by the chunk size, and an utterance in a batch gets exactly what it gets alone (a batch is
 right-padded with zero frames, which is what the upsampler assumes outside an utterance anyway).
+
+Pitch. A model with an excitation (``config.excitation = "sine"``) is driven by F0: predicted from the mel
+by the folder's pitch predictor (``pitch``), or given (``synthesize(f0=...)``, e.g. from a TTS acoustic
+model), times ``pitch_scale``. The excitation's frequency and float64 phase are computed once for the
+whole utterance and each chunk takes its slice, so chunked output still equals unchunked output.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ from torch import Tensor, nn
 
 from .audio import MelConfig, MelExtractor, MelStats, get_preset
 from .audio.cache import FeatureCache
+from .pitch.excitation import SineExcitation
+from .pitch.predictor import PITCH_CONFIG_FILE, PitchPredictor
+from .train.checkpoint import load_fitting_state, read_state_dict
 
 
 def _pretrained_dir() -> Path:
@@ -113,28 +123,6 @@ def _read_config(path: Path) -> dict:
     return info
 
 
-def _read_weights(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (the model's weights)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a truncated, corrupt or foreign file
-        raise ValueError(f"{path}: not a readable weights file, truncated or corrupt? ({error})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state_dict (names -> tensors)")
-    bad = [name for name, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
-    if bad:
-        raise ValueError(f"{path}: non-finite weights in {bad[:3]}")
-    return state
-
-
-def _load_state(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{path}: weights do not fit the model in {CONFIG_FILE} (missing "
-                         f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
-
-
 def _stats_dict(stats: MelStats) -> dict:
     return {"count": stats.count, "mean": stats.mean.tolist(), "m2": stats.m2.tolist()}
 
@@ -207,7 +195,8 @@ class Vocoder:
 
     ``sample_rate``, ``hop_length``, ``n_mels`` and ``config`` (the ``MelConfig``) describe the features;
     ``stats`` are the corpus statistics of a normalising preset (else None); ``info`` is the model folder's
-    config.json; ``chunk_frames`` bounds the frames the model runs at once.
+    config.json; ``chunk_frames`` bounds the frames the model runs at once. A model with an excitation
+    takes F0 from ``pitch_predictor`` (a ``PitchPredictor``) or from the caller.
     """
 
     def __init__(
@@ -218,6 +207,7 @@ class Vocoder:
         stats: MelStats | None = None,
         info: dict | None = None,
         chunk_frames: int = CHUNK_FRAMES,
+        pitch_predictor: nn.Module | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -231,6 +221,9 @@ class Vocoder:
         self.chunk_frames = chunk_frames
         param = next(model.parameters())
         self.extractor = MelExtractor(config, stats).to(param.device)
+        excited = bool(model.config.excitation_channels)
+        self.excitation = SineExcitation.for_mel(model.config.harmonics, config) if excited else None
+        self.pitch_predictor = None if pitch_predictor is None else pitch_predictor.eval().to(param.device)
 
     @classmethod
     def from_pretrained(
@@ -240,6 +233,7 @@ class Vocoder:
         or a training checkpoint (.pt: its EMA weights; a student if the run names a teacher), onto
         ``device`` (default: CUDA when available, else CPU)."""
         path = _resolve(name_or_path)
+        predictor = None
         if path.is_file():
             info, model = _from_checkpoint(path, None, f"{path.parent.name}/{path.name}")
         else:
@@ -248,13 +242,15 @@ class Vocoder:
                 model = _build_model(info["kind"], info["model"])
             except (TypeError, KeyError, ValueError) as error:
                 raise ValueError(f"{path / CONFIG_FILE}: {error}") from None
-            _load_state(model, _read_weights(path / WEIGHTS_FILE), path / WEIGHTS_FILE)
+            load_fitting_state(model, read_state_dict(path / WEIGHTS_FILE), path / WEIGHTS_FILE, CONFIG_FILE)
+            if model.config.excitation_channels and (path / PITCH_CONFIG_FILE).is_file():
+                predictor = PitchPredictor.load(path)
         try:
             config, stats = MelConfig.from_dict(info["mel"]), _stats_from_dict(info["mel_stats"])
         except (TypeError, KeyError, ValueError) as error:
             where = path / CONFIG_FILE if path.is_dir() else path
             raise ValueError(f"{where}: bad mel settings ({error})") from None
-        return cls(model.to(_device(device)), info["kind"], config, stats, info)
+        return cls(model.to(_device(device)), info["kind"], config, stats, info, pitch_predictor=predictor)
 
     @property
     def name(self) -> str:
@@ -312,33 +308,106 @@ class Vocoder:
             warnings.warn(reason, stacklevel=3)
         return mel.float()
 
+    def pitch(self, mel: MelInput) -> np.ndarray:
+        """The F0 the model uses for ``mel`` (n_mels, frames): float32 (frames,) in Hz, 0 where unvoiced,
+        from the model folder's pitch predictor."""
+        if self.excitation is None:
+            raise ValueError(f"{self.name or 'this model'} has no excitation, so it uses no F0")
+        if self.pitch_predictor is None:
+            raise ValueError(f"{self.name or 'this model'} has no pitch predictor (pitch.json and pitch.pt "
+                             "in its folder): pass f0, or export the model with --pitch")
+        mel = self._check_mel(mel).to(self.device)
+        with torch.inference_mode():
+            return self.pitch_predictor.predict(mel)[0].float().cpu().numpy()
+
     def synthesize(
         self,
         mel: MelInput | Sequence[MelInput],
         temperature: float = 1.0,
         seed: int = 0,
+        f0: MelInput | Sequence[MelInput] | None = None,
+        pitch_scale: float = 1.0,
     ) -> np.ndarray | list[np.ndarray]:
         """Audio from mel-spectrograms: float32 (frames·hop,) for one (n_mels, frames) mel, (B, frames·hop)
         for a (B, n_mels, frames) array, and a list for a list of mels of any lengths; clipped to [-1, 1].
         The noise comes from ``seed``; ``temperature`` scales it (student) or each step's spread (teacher).
-        Both run in chunks (bounded memory); a teacher generates sample by sample (slow)."""
+        Both run in chunks (bounded memory); a teacher generates sample by sample (slow).
+
+        For a model with an excitation, ``f0`` (Hz, 0 = unvoiced; (frames,) per mel, batched like ``mel``)
+        replaces the predicted F0 (``pitch``), and ``pitch_scale`` multiplies the F0 used: a pitch shift
+        that keeps the mel's spectral envelope."""
         if isinstance(mel, np.ndarray | Tensor):
             if mel.ndim == 3:
-                return np.stack(self._synthesize([self._check_mel(m) for m in mel], temperature, seed))
-            return self._synthesize([self._check_mel(mel)], temperature, seed)[0]
+                mels = [self._check_mel(m) for m in mel]
+                f0s = self._check_f0s(f0, mels, pitch_scale)
+                return np.stack(self._synthesize(mels, temperature, seed, f0s))
+            mels = [self._check_mel(mel)]
+            f0s = self._check_f0s(None if f0 is None else [f0], mels, pitch_scale)
+            return self._synthesize(mels, temperature, seed, f0s)[0]
         if not isinstance(mel, Sequence) or not mel:
             raise ValueError("expected a mel-spectrogram, a batch of them or a non-empty list of them")
-        return self._synthesize([self._check_mel(m) for m in mel], temperature, seed)
+        mels = [self._check_mel(m) for m in mel]
+        return self._synthesize(mels, temperature, seed, self._check_f0s(f0, mels, pitch_scale))
 
-    def _synthesize(self, mels: list[Tensor], temperature: float, seed: int) -> list[np.ndarray]:
+    def _check_f0s(self, f0: Sequence[MelInput] | MelInput | None, mels: list[Tensor],
+                   pitch_scale: float) -> list[Tensor] | None:
+        """Each mel's F0 (given or predicted) times ``pitch_scale``, float64 (frames,); None without an
+        excitation. One-line ValueErrors for what does not fit."""
+        if self.excitation is None:
+            if f0 is not None or pitch_scale != 1.0:
+                raise ValueError(f"{self.name or 'this model'} has no excitation (excitation = 'none'): "
+                                 "f0 and pitch_scale do not apply")
+            return None
+        if isinstance(pitch_scale, bool) or not isinstance(pitch_scale, int | float) \
+                or not np.isfinite(pitch_scale) or pitch_scale <= 0:
+            raise ValueError(f"pitch_scale must be a positive number, got {pitch_scale!r}")
+        if f0 is None:
+            return [torch.from_numpy(self.pitch(m)).double() * pitch_scale for m in mels]
+        if len(f0) != len(mels):
+            raise ValueError(f"got {len(f0)} F0 tracks for {len(mels)} mels")
+        nyquist = self.sample_rate / 2
+        tracks = []
+        for track, m in zip(f0, mels, strict=True):
+            track = _as_tensor(track, "F0 track").double()
+            if track.dim() != 1 or track.shape[0] != m.shape[1]:
+                raise ValueError(f"f0 must be (frames,) = ({m.shape[1]},) like its mel, "
+                                 f"got {tuple(track.shape)}")
+            if not track.isfinite().all():
+                raise ValueError("f0 holds NaN or infinite values")
+            if (track < 0).any():
+                raise ValueError(f"f0 holds negative values (min {float(track.min()):.1f} Hz); "
+                                 "use 0 for unvoiced frames")
+            track = track * pitch_scale
+            if (track >= nyquist).any():
+                raise ValueError(f"f0 reaches {float(track.max()):.0f} Hz (after pitch_scale), at or above "
+                                 f"Nyquist ({nyquist:.0f} Hz)")
+            tracks.append(track.to(self.device))
+        return tracks
+
+    def _synthesize(self, mels: list[Tensor], temperature: float, seed: int,
+                    f0s: list[Tensor] | None) -> list[np.ndarray]:
         frames = [m.shape[1] for m in mels]
         batch = torch.zeros(len(mels), self.n_mels, max(frames), device=self.device)
         for row, m in zip(batch, mels, strict=True):
             row[:, : m.shape[1]] = m
+        source = None
+        if f0s is not None:
+            f0 = torch.zeros(len(mels), max(frames), dtype=torch.float64, device=self.device)
+            for row, track in zip(f0, f0s, strict=True):
+                row[: track.shape[0]] = track
+            frequency = self.excitation.frequency(f0)
+            source = frequency, self.excitation.phase(frequency)
         with torch.inference_mode():
             synthesize = self._student if self.kind == "student" else self._teacher
-            audio = synthesize(batch, temperature, seed)
+            audio = synthesize(batch, temperature, seed, source)
         return [audio[i, : n * self.hop_length].clip(-1.0, 1.0) for i, n in enumerate(frames)]
+
+    def _excitation(self, source: tuple[Tensor, Tensor] | None, start: int, stop: int) -> Tensor | None:
+        """The excitation of samples [start, stop), from the whole utterance's frequency and phase."""
+        if source is None:
+            return None
+        frequency, phase = source
+        return self.excitation.signal(frequency[:, start:stop], phase[:, start:stop])
 
     def _noise(self, start: int, stop: int, seed: int) -> Tensor:
         """The noise for samples [start, stop) (the same for every utterance), on the device: the student's ε
@@ -359,17 +428,20 @@ class Vocoder:
             b = min(a + self.chunk_frames, total)
             yield a, b, max(a - left, 0), min(b + right, total)
 
-    def _student(self, mel: Tensor, temperature: float, seed: int) -> np.ndarray:
+    def _student(self, mel: Tensor, temperature: float, seed: int,
+                 source: tuple[Tensor, Tensor] | None) -> np.ndarray:
         """(B, frames·hop) in chunks of ``chunk_frames`` (module docstring), assembled on the CPU."""
         hop = self.hop_length
         out = np.empty((mel.shape[0], mel.shape[-1] * hop), dtype=np.float32)
         for a, b, lo, hi in self._chunks(mel.shape[-1]):
             noise = self._noise(lo * hop, hi * hop, seed).expand(mel.shape[0], -1)
-            x = self.model.sample(mel[..., lo:hi], temperature, noise=noise)
+            excitation = self._excitation(source, lo * hop, hi * hop)
+            x = self.model.sample(mel[..., lo:hi], temperature, noise=noise, excitation=excitation)
             out[:, a * hop : b * hop] = x[:, (a - lo) * hop : (b - lo) * hop].cpu().numpy()
         return out
 
-    def _teacher(self, mel: Tensor, temperature: float, seed: int) -> np.ndarray:
+    def _teacher(self, mel: Tensor, temperature: float, seed: int,
+                 source: tuple[Tensor, Tensor] | None) -> np.ndarray:
         """(B, frames·hop) generated chunk after chunk: each chunk feeds the samples of its left context
         (already generated) as a known prefix, then samples its own (module docstring)."""
         hop = self.hop_length
@@ -377,7 +449,9 @@ class Vocoder:
         for a, b, lo, hi in self._chunks(mel.shape[-1]):
             noise = self._noise(lo * hop, hi * hop, seed).expand(mel.shape[0], -1, -1)
             prefix = out[:, lo * hop : a * hop].to(self.device)
-            x = self.model.generate(mel[..., lo:hi], temperature=temperature, noise=noise, prefix=prefix)
+            excitation = self._excitation(source, lo * hop, hi * hop)
+            x = self.model.generate(mel[..., lo:hi], temperature=temperature, noise=noise, prefix=prefix,
+                                    excitation=excitation)
             out[:, a * hop : b * hop] = x[:, (a - lo) * hop : (b - lo) * hop].cpu()
         return out.numpy()
 
@@ -428,7 +502,7 @@ def _from_checkpoint(checkpoint: Path, kind: str | None, name: str) -> tuple[dic
         raise ValueError(f"{checkpoint}: not a training checkpoint (no {error})") from None
     kind = kind or ("student" if "teacher" in run else "teacher")
     model = _build_model(kind, run["model"])
-    _load_state(model, weights, checkpoint)
+    load_fitting_state(model, weights, checkpoint, CONFIG_FILE)
     stats = FeatureCache.open(run["data"]["caches"][0]).stats if config.normalize else None
     info = {
         "name": name,
@@ -453,8 +527,13 @@ def export_pretrained(
     out_dir: str | os.PathLike,
     kind: str | None = None,
     name: str | None = None,
+    pitch: str | os.PathLike | None = None,
 ) -> Path:
     """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt).
+
+    A model with an excitation takes its pitch predictor along: ``pitch`` is a ``wavesynth train pitch``
+    checkpoint (its EMA weights) or a folder holding pitch.json and pitch.pt; the predictor must read the
+    model's mel preset. Without one, the folder's model needs F0 from the caller.
 
     ``kind`` None: a student if the run names a teacher, else a teacher; ``name`` None: the folder's name.
     The mel preset is the run's ``data.preset``; for a normalising preset the statistics come from the
@@ -466,12 +545,36 @@ def export_pretrained(
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
     info, model = _from_checkpoint(checkpoint, kind, name or Path(out_dir).resolve().name)
+    predictor = None
+    if pitch is not None:
+        if not model.config.excitation_channels:
+            raise ValueError(f"{checkpoint}: the model has no excitation, so it takes no pitch predictor")
+        predictor = _read_pitch_predictor(Path(pitch), MelConfig.from_dict(info["mel"]))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
                     out / WEIGHTS_FILE)
     (out / CONFIG_FILE).write_text(json.dumps(info, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    if predictor is not None:
+        predictor.save(out)
     return out
+
+
+def _read_pitch_predictor(path: Path, mel: MelConfig) -> PitchPredictor:
+    """A pitch predictor from a training checkpoint or a folder, checked against the model's features."""
+    if path.is_dir():
+        predictor = PitchPredictor.load(path)
+    elif path.is_file():
+        from .pitch.task import load_pitch_predictor
+
+        predictor = load_pitch_predictor(path)
+    else:
+        raise FileNotFoundError(f"{path}: no such pitch predictor checkpoint or folder")
+    trained_on = predictor.mel_config
+    if trained_on is not None and trained_on != mel:
+        raise ValueError(f"{path}: the pitch predictor reads preset {trained_on.name!r} features, the model "
+                         f"{mel.name!r}")
+    return predictor
 
 
 def _json_default(value: Any) -> Any:

@@ -28,7 +28,7 @@ class SegmentDataset(Dataset):
     (n_mels, segment_frames + 2·context), ``speaker`` (index into ``speakers``), ``frames`` (how many
     of the segment's frames lie inside the utterance) and ``start`` (the segment's first frame).
     ``segment_frames=None`` gives whole utterances (``collate`` pads them into a batch). Mels are
-    normalised when the preset says so.
+    normalised when the preset says so. ``pitch=True`` asks for F0 labels, which no cache holds yet.
     """
 
     def __init__(
@@ -38,11 +38,15 @@ class SegmentDataset(Dataset):
         segment_frames: int | None = 32,
         context_frames: int = 0,
         seed: int = 0,
+        pitch: bool = False,
     ) -> None:
         sources = [cache] if isinstance(cache, str | os.PathLike | FeatureCache) else list(cache)
         if not sources:
             raise ValueError("SegmentDataset needs at least one feature cache")
         caches = [c if isinstance(c, FeatureCache) else FeatureCache.open(c) for c in sources]
+        if pitch:  # F0 labels (f0, voiced items) for pitch-aware models: not written by preprocess yet
+            raise ValueError(f"{caches[0].root}: no pitch labels; this version of 'wavesynth preprocess' "
+                             "does not write them yet, so pitch-aware models cannot be trained")
         self.cache, self.config = caches[0], caches[0].config
         for other in caches[1:]:
             if other.config != self.config:

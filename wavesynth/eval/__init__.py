@@ -5,16 +5,21 @@ PESQ, STOI and the figures need the ``eval`` extra (``pip install wavesynth[eval
 
 from .griffin_lim import griffin_lim, mel_to_magnitude
 from .metrics import (
+    f0_rmse_cents,
+    gross_pitch_error,
     log_mel_distance,
     log_mel_distance_by_region,
     mel_cepstral_distortion,
     pesq_wideband,
     real_time_factor,
     stoi,
+    vuv_error,
 )
 
 __all__ = [
+    "f0_rmse_cents",
     "griffin_lim",
+    "gross_pitch_error",
     "log_mel_distance",
     "log_mel_distance_by_region",
     "mel_cepstral_distortion",
@@ -22,4 +27,5 @@ __all__ = [
     "pesq_wideband",
     "real_time_factor",
     "stoi",
+    "vuv_error",
 ]

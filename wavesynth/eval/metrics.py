@@ -20,6 +20,9 @@ vocoder's output (``frames · hop`` samples) compares with the reference it was 
   signals resampled to 16 kHz; NaN when PESQ cannot score them (under 1/4 s, or no speech found).
 * ``stoi``: short-time objective intelligibility (Taal et al. 2011, ``pystoi``; 0 .. 1).
 * ``real_time_factor``: seconds spent synthesising / seconds of audio produced (< 1: faster than real time).
+* Pitch, on frame F0 tracks in Hz with 0 = unvoiced, reference first: ``gross_pitch_error`` (share of frames
+  voiced in both with |f̂/f - 1| > 20 %), ``f0_rmse_cents`` (RMS of 1200·log2(f̂/f) over frames voiced in
+  both) and ``vuv_error`` (share of frames whose voicing decision differs); NaN when no frame qualifies.
 """
 
 from __future__ import annotations
@@ -156,3 +159,48 @@ def real_time_factor(seconds_spent: float, samples: int, sample_rate: int) -> fl
     if samples <= 0:
         raise ValueError("real-time factor of an empty output")
     return seconds_spent / (samples / sample_rate)
+
+
+# ------------------------------------------------------------------------------------------------ pitch
+#
+# F0 tracks are numpy arrays of frame F0 in Hz with 0 (or any value <= 0) where unvoiced, the reference
+# (e.g. a tracker's labels) first; both have the same shape. A frame is "voiced in both" when both F0s are
+# > 0. Each metric is NaN when no frame qualifies.
+
+
+def _f0_pair(f0_ref: np.ndarray, f0_est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as flat float64 arrays; ValueError for different shapes or NaN/infinite values."""
+    f0_ref = np.asarray(f0_ref, dtype=np.float64)
+    f0_est = np.asarray(f0_est, dtype=np.float64)
+    if f0_ref.shape != f0_est.shape:
+        raise ValueError(f"F0 tracks of different shapes: {f0_ref.shape} and {f0_est.shape}")
+    if not (np.isfinite(f0_ref).all() and np.isfinite(f0_est).all()):
+        raise ValueError("F0 tracks hold NaN or infinite values (use 0 for unvoiced frames)")
+    return f0_ref.ravel(), f0_est.ravel()
+
+
+def gross_pitch_error(f0_ref: np.ndarray, f0_est: np.ndarray, threshold: float = 0.2) -> float:
+    """Share of the frames voiced in both whose estimate is off by more than ``threshold`` (relative):
+    |f0_est / f0_ref - 1| > threshold (0.2 is the usual 20 %)."""
+    f0_ref, f0_est = _f0_pair(f0_ref, f0_est)
+    both = (f0_ref > 0) & (f0_est > 0)
+    if not both.any():
+        return math.nan
+    return float(np.mean(np.abs(f0_est[both] / f0_ref[both] - 1) > threshold))
+
+
+def f0_rmse_cents(f0_ref: np.ndarray, f0_est: np.ndarray) -> float:
+    """RMS of 1200·log2(f0_est / f0_ref) in cents over the frames voiced in both."""
+    f0_ref, f0_est = _f0_pair(f0_ref, f0_est)
+    both = (f0_ref > 0) & (f0_est > 0)
+    if not both.any():
+        return math.nan
+    return float(np.sqrt(np.mean((1200 * np.log2(f0_est[both] / f0_ref[both])) ** 2)))
+
+
+def vuv_error(f0_ref: np.ndarray, f0_est: np.ndarray) -> float:
+    """Share of frames whose voicing decision (F0 > 0) differs between reference and estimate."""
+    f0_ref, f0_est = _f0_pair(f0_ref, f0_est)
+    if f0_ref.size == 0:
+        return math.nan
+    return float(np.mean((f0_ref > 0) != (f0_est > 0)))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from ..audio import MelExtractor, get_preset
@@ -155,6 +156,20 @@ class StudentTask(AudioTask):
     def build_model(self) -> ParallelWaveNet:
         return ParallelWaveNet(self.config.model)
 
+    @property
+    def uses_pitch(self) -> bool:
+        """F0 labels are read when the student or its teacher has an excitation."""
+        return bool(self.config.model.excitation_channels or self.teacher.config.excitation_channels)
+
+    def _excitations(self, batch: dict, random_phase: bool) -> tuple[Tensor | None, Tensor | None]:
+        """The student's and the teacher's excitations of one batch, with the same start phases."""
+        if not self.uses_pitch:
+            return None, None
+        f0 = batch["f0"]
+        phase = torch.rand(f0.shape[0], dtype=torch.float64, device=f0.device) if random_phase else 0.0
+        return (self.excitation(self.config.model, batch, phase),
+                self.excitation(self.teacher.config, batch, phase))
+
     def _speaker(self, batch: dict) -> Tensor | None:
         return batch["speaker"] if self.teacher.config.n_speakers else None
 
@@ -162,21 +177,22 @@ class StudentTask(AudioTask):
         """The weighted terms on one batch; every term is returned for the logs, "loss" is their sum."""
         cfg, noise = self.config.loss, self.config.model.noise
         mel, speaker = batch["mel"], self._speaker(batch)
+        excitation, teacher_excitation = self._excitations(batch, random_phase=True)
         z = _bare(model).draw_noise(batch["wave"].shape, device=mel.device, dtype=mel.dtype)
-        x, mu_tot, log_s_tot = model(z, mel)
+        x, mu_tot, log_s_tot = model(z, mel, excitation)
         closed_form = cfg.kl == "gaussian"
         if not cfg.kl_weight:  # no teacher pass: it is most of a step's time
             terms = {"entropy": student_entropy(log_s_tot.detach(), noise)}
             total = x.new_zeros(())
         elif closed_form:
-            params = self.teacher.distribution_params(x, mel, speaker)
+            params = self.teacher.distribution_params(x, mel, speaker, teacher_excitation)
             mean, log_std = self.teacher.head.split(params)
             clarinet = gaussian_kl(mean, log_std, mu_tot, log_s_tot, cfg.log_scale_weight)
             terms = {"kl": clarinet.kl, "log_scale_penalty": clarinet.log_scale_penalty,
                      "entropy": student_entropy(log_s_tot.detach(), noise)}
             total = cfg.kl_weight * clarinet.loss
         else:
-            params = self.teacher.distribution_params(x, mel, speaker)
+            params = self.teacher.distribution_params(x, mel, speaker, teacher_excitation)
             kl = reverse_kl(self.teacher.head, params, mu_tot, log_s_tot, noise, cfg.samples)
             terms = {"kl": kl.kl, "cross_entropy": kl.cross_entropy, "entropy": kl.entropy}
             total = cfg.kl_weight * kl.kl
@@ -191,7 +207,7 @@ class StudentTask(AudioTask):
             total = total + cfg.mel_weight * terms["mel"]
         if cfg.contrastive_weight:
             other_speaker = None if speaker is None else speaker.roll(1, dims=0)
-            other = self.teacher.distribution_params(x, mismatched(mel), other_speaker)
+            other = self.teacher.distribution_params(x, mismatched(mel), other_speaker, teacher_excitation)
             terms["contrastive"] = contrastive_loss(self.teacher.head, other, mu_tot, log_s_tot, noise,
                                                     cfg.samples, closed_form)
             total = total + cfg.contrastive_weight * terms["contrastive"]
@@ -203,9 +219,10 @@ class StudentTask(AudioTask):
         samples, the student's entropy and the log-mel L1 distance to the real audio."""
         cfg, noise = self.config.loss, self.config.model.noise
         mel, wave = batch["mel"], batch["wave"]
+        excitation, teacher_excitation = self._excitations(batch, random_phase=False)
         z = _bare(model).draw_noise(wave.shape, device=mel.device, dtype=mel.dtype)
-        x, mu_tot, log_s_tot = model(z, mel)
-        params = self.teacher.distribution_params(x, mel, self._speaker(batch))
+        x, mu_tot, log_s_tot = model(z, mel, excitation)
+        params = self.teacher.distribution_params(x, mel, self._speaker(batch), teacher_excitation)
         if cfg.kl == "gaussian":
             clarinet = gaussian_kl(*self.teacher.head.split(params), mu_tot, log_s_tot, cfg.log_scale_weight)
             kl, kl_loss = clarinet.kl, clarinet.loss
@@ -236,7 +253,9 @@ class StudentTask(AudioTask):
         data = self.config.data
         if not data.samples:
             return {}
-        batch, names = data.held_out(self.config.train.seed)
-        waves = model.sample(batch["mel"].to(self.device)).clamp(-1, 1)
+        batch, names = self.held_out()
+        batch = {key: value.to(self.device) for key, value in batch.items()}
+        excitation, _ = self._excitations(batch, random_phase=False)
+        waves = model.sample(batch["mel"], excitation=excitation).clamp(-1, 1)
         rate = get_preset(data.preset).sample_rate
         return {name: Audio(wave, rate) for name, wave in zip(names, waves, strict=True)}

@@ -97,3 +97,35 @@ class CheckpointDir:
         if self.folder.is_dir():
             for path in self.folder.glob(".*.tmp-*"):
                 path.unlink(missing_ok=True)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A plain state_dict (names -> tensors) from ``path``, read with ``weights_only=True``; one-line
+    errors for a missing, unreadable, foreign or non-finite file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (the model's weights)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a truncated, corrupt or foreign file
+        raise ValueError(f"{path}: not a readable weights file, truncated or corrupt? ({error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state_dict (names -> tensors)")
+    bad = [name for name, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
+    if bad:
+        raise ValueError(f"{path}: non-finite weights in {bad[:3]}")
+    return state
+
+
+def load_fitting_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path,
+                       config_file: str) -> None:
+    """``model.load_state_dict(state)``, or a one-line ValueError naming the missing, unexpected and
+    resized weights when ``state`` (read from ``path``) does not fit the model built from ``config_file``."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    resized = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or resized:
+        raise ValueError(f"{path}: weights do not fit the model in {config_file} (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}, other shapes {resized[:3]})")
+    model.load_state_dict(state)

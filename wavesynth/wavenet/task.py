@@ -8,14 +8,19 @@ sample as well, and writes audio generated autoregressively from held-out mels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from ..audio import SegmentDataset, get_preset
+from ..pitch.excitation import SineExcitation
 from ..train import Audio, Task, TrainConfig
 from .config import WaveNetConfig
 from .model import WaveNet
+
+if TYPE_CHECKING:
+    from ..parallel.config import StudentConfig
 
 
 @dataclass
@@ -39,20 +44,20 @@ class AudioDataConfig:
         if self.samples < 0 or self.sample_seconds <= 0:
             raise ValueError("samples must be >= 0 and sample_seconds > 0")
 
-    def dataset(self, split: str, segment_frames: int, seed: int) -> SegmentDataset:
-        """Crops of ``split`` from every cache, checked against the preset."""
-        data = SegmentDataset(self.caches, split, segment_frames=segment_frames, seed=seed)
+    def dataset(self, split: str, segment_frames: int, seed: int, pitch: bool = False) -> SegmentDataset:
+        """Crops of ``split`` from every cache, checked against the preset (with F0 labels if ``pitch``)."""
+        data = SegmentDataset(self.caches, split, segment_frames=segment_frames, seed=seed, pitch=pitch)
         if data.config.name != self.preset:
             raise ValueError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
                              f"{self.preset!r}; preprocess with --preset {self.preset} or change data.preset")
         return data
 
-    def held_out(self, seed: int) -> tuple[dict, list[str]]:
+    def held_out(self, seed: int, pitch: bool = False) -> tuple[dict, list[str]]:
         """A batch of fixed ``sample_seconds`` crops of the first ``samples`` validation utterances, and
         their ids (for conditioning audio samples at each validation)."""
         mel = get_preset(self.preset)
         frames = max(1, round(self.sample_seconds * mel.sample_rate / mel.hop_length))
-        data = self.dataset("valid", frames, seed)
+        data = self.dataset("valid", frames, seed, pitch)
         count = min(self.samples, len(data))
         return data.collate([data[i] for i in range(count)]), [row["id"] for _, row in data.rows[:count]]
 
@@ -73,16 +78,39 @@ class TeacherConfig:
 
 
 class AudioTask(Task):
-    """A task trained on crops of feature caches: its config has a ``data: AudioDataConfig`` table."""
+    """A task trained on crops of feature caches: its config has a ``data: AudioDataConfig`` table and a
+    ``model`` config with ``excitation`` and ``harmonics``. A model with an excitation reads the caches'
+    F0 labels and gets e = SineExcitation(f0) with a random start phase per crop in training (the phase of
+    a crop cut from the middle of an utterance is arbitrary) and φ_0 = 0 in validation."""
+
+    @property
+    def uses_pitch(self) -> bool:
+        return bool(self.config.model.excitation_channels)
 
     def train_data(self) -> SegmentDataset:
         data = self.config.data
-        self._segments = data.dataset("train", data.segment_frames, self.config.train.seed)
+        self._segments = data.dataset("train", data.segment_frames, self.config.train.seed, self.uses_pitch)
         return self._segments
 
     def val_data(self) -> SegmentDataset:
         data = self.config.data
-        return data.dataset("valid", data.val_segment_frames, self.config.train.seed)
+        return data.dataset("valid", data.val_segment_frames, self.config.train.seed, self.uses_pitch)
+
+    def held_out(self) -> tuple[dict, list[str]]:
+        """The validation samples' batch (with F0 when the model uses it) and their ids."""
+        return self.config.data.held_out(self.config.train.seed, self.uses_pitch)
+
+    def excitation(self, model_config: WaveNetConfig | StudentConfig, batch: dict,
+                   phase0: Tensor | float | None = 0.0) -> Tensor | None:
+        """e (B, E, T) for ``model_config``'s excitation from the batch's ``f0``, starting at ``phase0``
+        (None: a uniform random φ_0 per crop); None for a model without one."""
+        if not model_config.excitation_channels:
+            return None
+        source = SineExcitation.for_mel(model_config.harmonics, get_preset(self.config.data.preset))
+        f0 = batch["f0"]
+        if phase0 is None:
+            phase0 = torch.rand(f0.shape[0], dtype=torch.float64, device=f0.device)
+        return source(f0, phase0).to(batch["mel"].dtype)
 
     def collate(self, items: list[dict]) -> dict:
         return self._segments.collate(items)
@@ -100,12 +128,14 @@ class TeacherTask(AudioTask):
         return batch["speaker"] if self.config.model.n_speakers else None
 
     def loss(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
-        log_p = model(batch["wave"], batch["mel"], self._speaker(batch))
+        excitation = self.excitation(self.config.model, batch, phase0=None)
+        log_p = model(batch["wave"], batch["mel"], self._speaker(batch), excitation)
         return {"loss": -log_p.mean()}
 
     def validate(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
         """NLL in nats and in bits per 16-bit sample over the samples inside the utterances."""
-        log_p = model(batch["wave"], batch["mel"], self._speaker(batch))
+        excitation = self.excitation(self.config.model, batch)
+        log_p = model(batch["wave"], batch["mel"], self._speaker(batch), excitation)
         lengths = batch["frames"] * self.config.model.hop_length
         inside = torch.arange(log_p.shape[1], device=log_p.device) < lengths.unsqueeze(1)
         nll = -(log_p * inside).sum() / inside.sum()
@@ -116,7 +146,9 @@ class TeacherTask(AudioTask):
         data = self.config.data
         if not data.samples:
             return {}
-        batch, names = data.held_out(self.config.train.seed)
-        waves = model.generate(batch["mel"].to(self.device), self._speaker(batch))
+        batch, names = self.held_out()
+        batch = {key: value.to(self.device) for key, value in batch.items()}
+        waves = model.generate(batch["mel"], self._speaker(batch),
+                               excitation=self.excitation(self.config.model, batch))
         rate = get_preset(data.preset).sample_rate
         return {name: Audio(wave, rate) for name, wave in zip(names, waves, strict=True)}
