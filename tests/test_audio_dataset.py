@@ -11,8 +11,8 @@ HOP = 256
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory):
-    """Feature caches (hifigan-22k and pwg-22k) of a two-speaker VCTK-like corpus of chirps and noise;
-    one utterance (p2/short) is shorter than a segment."""
+    """Feature caches (hifigan-22k with pitch labels, pwg-22k without) of a two-speaker VCTK-like corpus of
+    chirps and noise; one utterance (p2/short) is shorter than a segment."""
     root = tmp_path_factory.mktemp("vctk")
     rng = np.random.default_rng(0)
     for speaker, names in (("p1", ["a", "b", "c", "d"]), ("p2", ["e", "short"])):
@@ -25,9 +25,9 @@ def caches(tmp_path_factory):
     out = {}
     for preset in ("hifigan-22k", "pwg-22k"):
         out[preset] = tmp_path_factory.mktemp(preset)
-        preprocess(
-            "vctk", root, out[preset], preset, trim_db=None, valid_fraction=0.2, progress=False, workers=1
-        )
+        tracker = "pyin" if preset == "hifigan-22k" else None
+        preprocess("vctk", root, out[preset], preset, trim_db=None, valid_fraction=0.2, pitch_tracker=tracker,
+                   progress=False, workers=1)
     return out
 
 
@@ -122,3 +122,23 @@ def test_several_caches_of_one_preset_concatenate(caches, tmp_path):
         SegmentDataset([caches["hifigan-22k"], caches["pwg-22k"]], "train")
     with pytest.raises(ValueError, match="normalises with corpus statistics"):
         SegmentDataset([caches["pwg-22k"], caches["pwg-22k"]], "train")
+
+
+def test_pitch_labels_come_with_the_segment_frames_and_pad_with_zeros(caches):
+    dataset = SegmentDataset(caches["hifigan-22k"], segment_frames=16, context_frames=2, pitch=True)
+    items = [dataset[i] for i in range(len(dataset))]
+    for (root, row), item in zip(dataset.rows, items, strict=True):
+        labels, s, inside = np.load(root / row["pitch"]), item["start"], item["frames"]
+        assert item["f0"].shape == item["voiced"].shape == (16,)
+        np.testing.assert_array_equal(item["f0"][:inside].numpy(), labels[0, s : s + inside])
+        np.testing.assert_array_equal(item["voiced"][:inside].numpy(), labels[1, s : s + inside])
+        assert not item["f0"][inside:].any() and not item["voiced"][inside:].any()
+    assert any(item["voiced"].any() for item in items)
+    whole = SegmentDataset(caches["hifigan-22k"], segment_frames=None, pitch=True)
+    batch = whole.collate([whole[i] for i in range(len(whole))])
+    assert batch["f0"].shape == batch["voiced"].shape == (len(whole), batch["wave"].shape[1] // HOP)
+    for i, frames in enumerate(batch["frames"]):
+        assert not batch["f0"][i, frames:].any()
+    assert "f0" not in SegmentDataset(caches["hifigan-22k"])[0]
+    with pytest.raises(ValueError, match="no pitch labels; run 'wavesynth preprocess' on it again"):
+        SegmentDataset(caches["pwg-22k"], pitch=True)

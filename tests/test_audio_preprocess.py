@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 from wavesynth.audio import FeatureCache, MelExtractor, get_preset, integrated_loudness, preprocess
+from wavesynth.audio.pitch import track_pitch
 from wavesynth.audio.stats import MelStats, merge_all
 from wavesynth.cli import main
 
@@ -45,6 +46,7 @@ GOOD, BAD = {"a", "b", "minute", "sub/c"}, {"corrupt", "empty", "nan"}
 
 
 def run(corpus, out, **kwargs):
+    kwargs.setdefault("pitch_tracker", None)  # the pitch labels have their own tests
     return preprocess("folder", corpus, out, "hifigan-22k", progress=False, workers=1, **kwargs)
 
 
@@ -88,7 +90,7 @@ def test_a_file_list_with_a_wrong_extension(corpus, tmp_path):
     (corpus / "notes.txt").write_text("not audio")
     listing = tmp_path / "list.txt"
     listing.write_text("corpus/a.wav|ann\ncorpus/notes.txt|ann\n")
-    summary = preprocess("folder", listing, tmp_path / "cache", progress=False, workers=1)
+    summary = preprocess("folder", listing, tmp_path / "cache", pitch_tracker=None, progress=False, workers=1)
     assert summary.processed == 1
     [(uid, message)] = summary.failures
     assert uid == "corpus/notes" and "notes.txt: unsupported file type '.txt'" in message
@@ -108,14 +110,14 @@ def test_second_run_resumes_and_redoes_only_missing_files(corpus, tmp_path):
     assert (third.processed, third.skipped) == (1, 3)
     assert (out / "manifest.jsonl").read_text() == manifest
     with pytest.raises(ValueError, match="different preset"):
-        preprocess("folder", corpus, out, "speechbrain-16k", progress=False, workers=1)
+        preprocess("folder", corpus, out, "speechbrain-16k", pitch_tracker=None, progress=False, workers=1)
     with pytest.raises(ValueError, match="different trim_db"):
         run(corpus, out, trim_db=30.0)
 
 
 def test_worker_processes_give_the_same_cache(corpus, tmp_path):
     run(corpus, tmp_path / "one")
-    summary = preprocess("folder", corpus, tmp_path / "two", progress=False, workers=2)
+    summary = preprocess("folder", corpus, tmp_path / "two", pitch_tracker=None, progress=False, workers=2)
     assert summary.processed == 4 and len(summary.failures) == 3
     for name in ("manifest.jsonl", "stats.json"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
@@ -123,6 +125,45 @@ def test_worker_processes_give_the_same_cache(corpus, tmp_path):
         np.testing.assert_array_equal(
             np.load(path), np.load(tmp_path / "two" / path.relative_to(tmp_path / "one"))
         )
+
+
+@pytest.fixture
+def tones(tmp_path) -> Path:
+    root = tmp_path / "tones"
+    root.mkdir()
+    sf.write(root / "a.wav", tone_burst(22050, 0.6, 220), 22050)
+    sf.write(root / "b.wav", tone_burst(16000, 0.5, 330), 16000)
+    return root
+
+
+def test_pitch_labels_are_added_to_an_old_cache_without_touching_its_mels(tones, tmp_path):
+    out = tmp_path / "cache"
+    run(tones, out)
+    assert not (out / "pitch").exists() and all("pitch" not in row for row in FeatureCache.open(out).rows)
+    settings = json.loads((out / "preprocess.json").read_text())  # as written before pitch labels existed
+    del settings["pitch_tracker"], settings["preset"]["f0_min"], settings["preset"]["f0_max"]
+    (out / "preprocess.json").write_text(json.dumps(settings))
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+
+    summary = run(tones, out, pitch_tracker="pyin")
+    assert (summary.processed, summary.skipped) == (2, 0)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    config = get_preset("hifigan-22k")
+    for row, freq in zip(FeatureCache.open(out).rows, (220, 330), strict=True):
+        labels = np.load(out / row["pitch"])
+        assert labels.dtype == np.float32 and labels.shape == (3, row["frames"])
+        expected = track_pitch(np.load(out / row["wave"]), config, "pyin").to_array()
+        np.testing.assert_array_equal(labels, expected)
+        assert np.median(labels[0][labels[1] == 1]) == pytest.approx(freq, rel=0.01)
+    assert json.loads((out / "preprocess.json").read_text())["pitch_tracker"] == "pyin"
+
+    (out / "pitch" / "b.npy").unlink()  # killed before b's labels were written
+    assert (run(tones, out, pitch_tracker="pyin").processed, run(tones, out).skipped) == (1, 2)
+    assert all("pitch" in row for row in FeatureCache.open(out).rows)  # no tracker asked: the cache's is kept
+    with pytest.raises(ValueError, match="different pitch_tracker"):
+        run(tones, out, pitch_tracker="crepe-tiny")
+    with pytest.raises(ValueError, match="unknown pitch tracker 'yin'"):
+        run(tones, out, pitch_tracker="yin")
 
 
 def test_loudness_normalisation_and_no_trim(corpus, tmp_path):
@@ -150,6 +191,8 @@ def test_cli_preprocess(corpus, tmp_path, capsys):
                 "speechbrain-16k",
                 "--workers",
                 "1",
+                "--pitch-tracker",
+                "none",
                 "--quiet",
             ]
         )

@@ -20,9 +20,10 @@ def _preprocess(args: argparse.Namespace) -> int:
     from wavesynth.audio.preprocess import preprocess
 
     trim_db = None if args.no_trim else args.trim_db
+    tracker = None if args.pitch_tracker == "none" else args.pitch_tracker
     summary = preprocess(args.corpus, args.root, args.out, args.preset, trim_db=trim_db,
-                         loudness=args.loudness, valid_fraction=args.valid_fraction, workers=args.workers,
-                         progress=not args.quiet)
+                         loudness=args.loudness, valid_fraction=args.valid_fraction, pitch_tracker=tracker,
+                         workers=args.workers, progress=not args.quiet)
     print(summary.report())
     return 0 if summary.ok else 1
 
@@ -164,6 +165,8 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wavesynth.audio.pitch import TRACKERS
+
     parser = argparse.ArgumentParser(prog="wavesynth", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -192,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="normalise each file to this integrated loudness, e.g. -23 (default: off)")
     preprocess.add_argument("--valid-fraction", type=float, default=0.05,
                             help="share of utterances in the validation split (default 0.05)")
+    preprocess.add_argument("--pitch-tracker", default="pyin", choices=[*TRACKERS, "none"],
+                            help="F0 labels for pitch-aware models (default: pyin; none: no labels, unless "
+                                 "the cache already has them)")
     preprocess.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
     preprocess.add_argument("--quiet", action="store_true", help="no progress bar")
     preprocess.set_defaults(run=_preprocess)

@@ -11,6 +11,9 @@
     errors.txt        files that failed, one "path: reason" per line (only if some did)
     wavs/<id>.npy     float32 (samples,) at the preset's rate, samples = frames * hop_length
     mels/<id>.npy     float32 (n_mels, frames), log-mel before any mean-variance normalisation
+    pitch/<id>.npy    float32 (3, frames): F0 in Hz (0 where unvoiced), voiced flag and voicing probability
+                      at the mel frames' centres (``audio.pitch.PitchTrack``; written when preprocess ran
+                      with a pitch tracker, which preprocess.json names)
 
 Every file is written to a temporary name in the same folder and renamed into place, so a file that
 exists is complete.
@@ -44,6 +47,10 @@ def wave_path(root: Path, uid: str) -> Path:
 
 def mel_path(root: Path, uid: str) -> Path:
     return root / "mels" / f"{uid}.npy"
+
+
+def pitch_path(root: Path, uid: str) -> Path:
+    return root / "pitch" / f"{uid}.npy"
 
 
 def _temporary(path: Path) -> Path:

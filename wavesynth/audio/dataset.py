@@ -27,8 +27,10 @@ class SegmentDataset(Dataset):
     pairs. Items are dicts: ``wave`` (segment_frames·hop,), ``mel``
     (n_mels, segment_frames + 2·context), ``speaker`` (index into ``speakers``), ``frames`` (how many
     of the segment's frames lie inside the utterance) and ``start`` (the segment's first frame).
+    ``pitch=True`` adds the cache's pitch labels of the segment's frames (no context): ``f0`` in Hz (0
+    where unvoiced) and ``voiced`` (segment_frames,), 0 past the utterance's end.
     ``segment_frames=None`` gives whole utterances (``collate`` pads them into a batch). Mels are
-    normalised when the preset says so. ``pitch=True`` asks for F0 labels, which no cache holds yet.
+    normalised when the preset says so.
     """
 
     def __init__(
@@ -44,9 +46,10 @@ class SegmentDataset(Dataset):
         if not sources:
             raise ValueError("SegmentDataset needs at least one feature cache")
         caches = [c if isinstance(c, FeatureCache) else FeatureCache.open(c) for c in sources]
-        if pitch:  # F0 labels (f0, voiced items) for pitch-aware models: not written by preprocess yet
-            raise ValueError(f"{caches[0].root}: no pitch labels; this version of 'wavesynth preprocess' "
-                             "does not write them yet, so pitch-aware models cannot be trained")
+        unlabelled = [str(c.root) for c in caches if pitch and not all("pitch" in row for row in c.rows)]
+        if unlabelled:
+            raise ValueError(f"{', '.join(unlabelled)}: no pitch labels; run 'wavesynth preprocess' on it "
+                             "again with --pitch-tracker to add them (the mels are kept)")
         self.cache, self.config = caches[0], caches[0].config
         for other in caches[1:]:
             if other.config != self.config:
@@ -60,7 +63,7 @@ class SegmentDataset(Dataset):
             raise ValueError(f"{', '.join(str(c.root) for c in caches)}: the {split!r} split is empty")
         if (segment_frames is not None and segment_frames <= 0) or context_frames < 0:
             raise ValueError("segment_frames must be positive (or None) and context_frames >= 0")
-        self.segment_frames, self.context_frames = segment_frames, context_frames
+        self.segment_frames, self.context_frames, self.pitch = segment_frames, context_frames, pitch
         self.seed, self.epoch = seed, 0
         self.speakers = list(dict.fromkeys(name for c in caches for name in c.speakers))
         self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
@@ -94,17 +97,23 @@ class SegmentDataset(Dataset):
         lo, hi = start - context, start + length + context
         frames = np.repeat(self.silence, hi - lo, axis=1)
         frames[:, max(-lo, 0) : min(total, hi) - lo] = self._normalize(np.asarray(mel[:, max(lo, 0) : hi]))
-        return {
+        item = {
             "wave": torch.from_numpy(segment),
             "mel": torch.from_numpy(frames),
             "speaker": self._speaker_index[row["speaker"]],
             "frames": inside,
             "start": start,
         }
+        if self.pitch:
+            labels = np.zeros((2, length), np.float32)
+            labels[:, :inside] = np.load(root / row["pitch"], mmap_mode="r")[:2, start : start + inside]
+            item["f0"], item["voiced"] = torch.from_numpy(labels[0]), torch.from_numpy(labels[1])
+        return item
 
     def collate(self, items: list[dict]) -> dict:
         """Stack items into ``wave`` (B, T), ``mel`` (B, n_mels, F), ``speaker``, ``frames`` and ``start``
-        (B,), padding shorter items at the end with zeros (wave) and silence frames (mel)."""
+        (B,), and ``f0`` and ``voiced`` (B, T / hop) with pitch, padding shorter items at the end with
+        zeros (wave, pitch) and silence frames (mel)."""
         hop = self.config.hop_length
         width = max(item["mel"].shape[1] for item in items)
         wave = torch.zeros(len(items), (width - 2 * self.context_frames) * hop)
@@ -112,10 +121,15 @@ class SegmentDataset(Dataset):
         for i, item in enumerate(items):
             wave[i, : item["wave"].shape[0]] = item["wave"]
             mel[i, :, : item["mel"].shape[1]] = item["mel"]
-        return {
+        batch = {
             "wave": wave,
             "mel": mel,
             "speaker": torch.tensor([item["speaker"] for item in items]),
             "frames": torch.tensor([item["frames"] for item in items]),
             "start": torch.tensor([item["start"] for item in items]),
         }
+        for key in ("f0", "voiced") if self.pitch else ():
+            batch[key] = torch.zeros(len(items), wave.shape[1] // hop)
+            for i, item in enumerate(items):
+                batch[key][i, : item[key].shape[0]] = item[key]
+        return batch

@@ -54,6 +54,8 @@ class MelConfig:
     log: str = "ln"
     log_floor: float = 1e-5
     normalize: bool = False
+    f0_min: float = 55.0  # the range the pitch tracker searches (Hz)
+    f0_max: float = 550.0
 
     def __post_init__(self) -> None:
         for field in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
@@ -71,12 +73,19 @@ class MelConfig:
             raise ValueError(f"MelConfig {self.name!r}: log must be one of {LOGS}")
         if self.log_floor <= 0 or self.mag_eps < 0:
             raise ValueError(f"MelConfig {self.name!r}: log_floor must be > 0 and mag_eps >= 0")
+        if not 0 < self.f0_min < self.f0_max < self.sample_rate / 2:
+            raise ValueError(f"MelConfig {self.name!r}: need 0 < f0_min < f0_max < sample_rate / 2")
 
     @property
     def reflect_pad(self) -> int:
         """Samples reflected onto each end before the STFT."""
         extra = self.hop_length if self.padding == "hifigan" else 0
         return (self.n_fft - extra) // 2
+
+    @property
+    def frame_offset(self) -> float:
+        """The sample frame 0 is centred on (frame n on n·hop + frame_offset)."""
+        return self.hop_length / 2 if self.padding == "hifigan" else 0.0
 
     @property
     def min_samples(self) -> int:

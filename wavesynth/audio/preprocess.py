@@ -3,9 +3,12 @@
 Per file: load (mono, resampled to the preset's rate), trim leading and trailing silence (frames more
 than ``trim_db`` below the loudest, ``trim.trim_silence``), optionally normalise the integrated loudness
 (BS.1770), zero-pad to a multiple of the hop, extract the log-mel, and write both arrays atomically.
-Files run in parallel worker processes. A run is resumable: an utterance whose wave and mel files both
-exist is skipped (its statistics are re-read from the mel). A file that fails is reported and skipped;
-the summary lists every failure, and so does ``errors.txt``.
+With a pitch tracker (``audio.pitch``), the frame-aligned pitch labels of the cached wave are written as
+well. Files run in parallel worker processes. A run is resumable: an utterance whose files all exist is
+skipped (its statistics are re-read from the mel), and one with wave and mel but no pitch labels (a cache
+made without a tracker, or before trackers existed) gets its labels from the cached wave, with the mel
+left as it is. A file that fails is reported and skipped; the summary lists every failure, and so does
+``errors.txt``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .corpora import Utterance, assign_splits, read_corpus
 from .features import MelConfig, MelExtractor, get_preset, pad_to_hop
 from .io import load_audio
 from .loudness import normalize_loudness
+from .pitch import TRACKERS, track_pitch
 from .stats import MelStats, merge_all
 from .trim import trim_silence
 
@@ -67,27 +71,42 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _process(
+def _features(
     utt: Utterance, out: Path, config: MelConfig, trim_db: float | None, loudness: float | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(wave, mel, source seconds) of ``utt``, read from the cache if both are there, else made and saved."""
+    wave_file, mel_file = cache.wave_path(out, utt.id), cache.mel_path(out, utt.id)
+    if wave_file.is_file() and mel_file.is_file():
+        wave = np.load(wave_file)
+        return wave, np.load(mel_file), len(wave) / config.sample_rate
+    wave = load_audio(utt.path, config.sample_rate)
+    seconds = len(wave) / config.sample_rate
+    if trim_db is not None:
+        wave = trim_silence(wave, trim_db)
+    if loudness is not None:
+        wave = normalize_loudness(wave, config.sample_rate, loudness)
+    if len(wave) < config.min_samples:
+        trimmed = " after trimming silence" if trim_db is not None else ""
+        raise ValueError(
+            f"{utt.path}: too short ({len(wave)} samples{trimmed}, at least {config.min_samples} needed)"
+        )
+    wave = pad_to_hop(wave, config.hop_length).astype(np.float32)
+    with torch.no_grad():
+        mel = _extractor(config).log_mel(torch.from_numpy(wave)).numpy()
+    cache.save_npy(wave_file, wave)
+    cache.save_npy(mel_file, mel)
+    return wave, mel, seconds
+
+
+def _process(
+    utt: Utterance, out: Path, config: MelConfig, trim_db: float | None, loudness: float | None,
+    tracker: str | None
 ) -> tuple[str, str, int, float, MelStats | str]:
     """-> (id, status, frames, source seconds, MelStats | error message)."""
     try:
-        wave = load_audio(utt.path, config.sample_rate)
-        seconds = len(wave) / config.sample_rate
-        if trim_db is not None:
-            wave = trim_silence(wave, trim_db)
-        if loudness is not None:
-            wave = normalize_loudness(wave, config.sample_rate, loudness)
-        if len(wave) < config.min_samples:
-            trimmed = " after trimming silence" if trim_db is not None else ""
-            raise ValueError(
-                f"{utt.path}: too short ({len(wave)} samples{trimmed}, at least {config.min_samples} needed)"
-            )
-        wave = pad_to_hop(wave, config.hop_length).astype(np.float32)
-        with torch.no_grad():
-            mel = _extractor(config).log_mel(torch.from_numpy(wave)).numpy()
-        cache.save_npy(cache.wave_path(out, utt.id), wave)
-        cache.save_npy(cache.mel_path(out, utt.id), mel)
+        wave, mel, seconds = _features(utt, out, config, trim_db, loudness)
+        if tracker is not None:
+            cache.save_npy(cache.pitch_path(out, utt.id), track_pitch(wave, config, tracker).to_array())
         return utt.id, "processed", mel.shape[1], seconds, MelStats.of(mel)
     except Exception as error:  # a bad file must never abort the run
         message = str(error) if str(utt.path) in str(error) else f"{utt.path}: {error}"
@@ -110,10 +129,17 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[tuple]:
             pool.shutdown(cancel_futures=True)
 
 
-def _check_settings(out: Path, settings: dict) -> None:
+def _check_settings(out: Path, settings: dict) -> str | None:
+    """Record ``settings`` for a new cache, or check them against an existing cache's; -> the pitch tracker
+    to label with. A cache without pitch labels takes the tracker asked for, and a cache with labels keeps
+    its tracker when none is asked for (so every utterance is labelled alike)."""
     path = out / cache.SETTINGS
     if path.is_file():
         previous = json.loads(path.read_text())
+        previous["preset"] = MelConfig.from_dict(previous["preset"]).to_dict()  # fills fields added since
+        tracker = settings["pitch_tracker"] or previous.get("pitch_tracker")
+        previous.setdefault("pitch_tracker", tracker)
+        settings = {**settings, "pitch_tracker": tracker}
         changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
         if changed:
             raise ValueError(
@@ -121,7 +147,8 @@ def _check_settings(out: Path, settings: dict) -> None:
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        cache.write_text(path, json.dumps(settings, indent=2))
+    cache.write_text(path, json.dumps(settings, indent=2))
+    return settings["pitch_tracker"]
 
 
 def preprocess(
@@ -133,14 +160,18 @@ def preprocess(
     trim_db: float | None = 60.0,
     loudness: float | None = None,
     valid_fraction: float = 0.05,
+    pitch_tracker: str | None = "pyin",
     workers: int | None = None,
     progress: bool = True,
 ) -> Summary:
     """Turn corpus ``corpus`` (a kind in ``corpora.CORPORA``) at ``root`` into a feature cache at ``out``.
 
-    ``trim_db=None`` keeps silences; ``loudness`` is a target in LUFS (e.g. -23) or None. ``workers``
-    defaults to the number of CPU cores; 1 runs in this process.
+    ``trim_db=None`` keeps silences; ``loudness`` is a target in LUFS (e.g. -23) or None.
+    ``pitch_tracker`` is one of ``audio.pitch.TRACKERS``, or None for no pitch labels (unless the cache
+    already has them). ``workers`` defaults to the number of CPU cores; 1 runs in this process.
     """
+    if pitch_tracker is not None and pitch_tracker not in TRACKERS:
+        raise ValueError(f"unknown pitch tracker {pitch_tracker!r} (known: {', '.join(TRACKERS)})")
     config = get_preset(preset) if isinstance(preset, str) else preset
     workers = workers or os.cpu_count() or 1
     out = Path(out)
@@ -151,20 +182,23 @@ def preprocess(
         "trim_db": trim_db,
         "loudness": loudness,
         "valid_fraction": valid_fraction,
+        "pitch_tracker": pitch_tracker,
     }
     splits = assign_splits([u.id for u in utterances], valid_fraction)
-    _check_settings(out, settings)
+    tracker = _check_settings(out, settings)
     cache.write_text(out / cache.PRESET, config.to_json())
 
     start = time.perf_counter()
     summary, results = Summary(out), {}
     todo = []
     for u in utterances:
-        if cache.wave_path(out, u.id).is_file() and cache.mel_path(out, u.id).is_file():
+        paths = [cache.wave_path(out, u.id), cache.mel_path(out, u.id)]
+        paths += [cache.pitch_path(out, u.id)] if tracker else []
+        if all(path.is_file() for path in paths):
             mel = np.load(cache.mel_path(out, u.id))
             results[u.id] = ("skipped", mel.shape[1], MelStats.of(mel))
         else:
-            todo.append((u, out, config, trim_db, loudness))
+            todo.append((u, out, config, trim_db, loudness, tracker))
     with tqdm(total=len(todo), unit="file", disable=not progress or not todo, desc="preprocess") as bar:
         for uid, status, frames, seconds, payload in _run(todo, workers):
             results[uid] = (status, frames, payload)
@@ -190,6 +224,7 @@ def preprocess(
                 "source": str(u.path),
                 "wave": cache.wave_path(Path(), u.id).as_posix(),
                 "mel": cache.mel_path(Path(), u.id).as_posix(),
+                **({"pitch": cache.pitch_path(Path(), u.id).as_posix()} if tracker else {}),
                 "frames": frames,
                 "samples": frames * config.hop_length,
                 "seconds": round(frames * config.hop_length / config.sample_rate, 4),

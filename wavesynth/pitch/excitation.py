@@ -66,8 +66,7 @@ class SineExcitation:
     @classmethod
     def for_mel(cls, harmonics: int, mel: MelConfig) -> SineExcitation:
         """The excitation aligned with ``mel``'s frames (centred on n·hop + hop/2 or n·hop)."""
-        offset = mel.hop_length / 2 if mel.padding == "hifigan" else 0.0
-        return cls(harmonics, mel.sample_rate, mel.hop_length, offset)
+        return cls(harmonics, mel.sample_rate, mel.hop_length, mel.frame_offset)
 
     @property
     def channels(self) -> int:

@@ -82,8 +82,9 @@ class PitchPredictorConfig:
         if not isinstance(self.kernel_size, int) or self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"PitchPredictorConfig.kernel_size must be an odd positive integer (the net is "
                              f"centred on each frame), got {self.kernel_size!r}")
-        self.dilations = tuple(self.dilations) or _default_dilations(self.layers)
-        if len(self.dilations) != self.layers or any(not isinstance(d, int) or d < 1 for d in self.dilations):
+        self.dilations = tuple(self.dilations)
+        dilations = self.layer_dilations
+        if len(dilations) != self.layers or any(not isinstance(d, int) or d < 1 for d in dilations):
             raise ValueError(f"PitchPredictorConfig.dilations must be {self.layers} positive integers (one "
                              f"per layer; empty for the default), got {list(self.dilations)}")
         if not isinstance(self.bins, int) or self.bins < 2:
@@ -101,6 +102,11 @@ class PitchPredictorConfig:
                              f"got {self.voicing_threshold!r}")
 
     @property
+    def layer_dilations(self) -> tuple[int, ...]:
+        """Each layer's dilation: ``dilations``, or the default for ``layers`` layers when it is empty."""
+        return self.dilations or _default_dilations(self.layers)
+
+    @property
     def bin_cents(self) -> float:
         """Width of one bin in cents."""
         return 1200 * math.log2(self.f0_max / self.f0_min) / (self.bins - 1)
@@ -108,7 +114,7 @@ class PitchPredictorConfig:
     @property
     def receptive_field(self) -> int:
         """Frames one output frame sees (centred on it)."""
-        return 1 + (self.kernel_size - 1) * sum(self.dilations)
+        return 1 + (self.kernel_size - 1) * sum(self.layer_dilations)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -162,7 +168,7 @@ class PitchPredictor(nn.Module):
         self.mel_config = mel_config
         c = config
         self.input = nn.Conv1d(c.n_mels, c.channels, 1)
-        self.blocks = nn.ModuleList(_Block(c.channels, c.kernel_size, d) for d in c.dilations)
+        self.blocks = nn.ModuleList(_Block(c.channels, c.kernel_size, d) for d in c.layer_dilations)
         self.output = nn.Conv1d(c.channels, c.bins + 1, 1)
         log_f0 = torch.linspace(math.log(c.f0_min), math.log(c.f0_max), c.bins, dtype=torch.float64)
         self.register_buffer("log_f0", log_f0.float(), persistent=False)

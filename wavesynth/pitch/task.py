@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,10 +47,6 @@ class PitchDataConfig:
 
     def dataset(self, split: str, segment_frames: int | None, seed: int) -> SegmentDataset:
         """Crops (None: whole utterances) of ``split`` with their pitch labels, checked against the preset."""
-        missing = [c for c in self.caches if not (Path(c) / "pitch").is_dir()]
-        if missing:
-            raise ValueError(f"{', '.join(missing)}: no pitch labels (pitch/); preprocess again with the "
-                             "pitch tracker to add them")
         data = SegmentDataset(self.caches, split, segment_frames=segment_frames, seed=seed, pitch=True)
         if data.config.name != self.preset:
             raise ValueError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
