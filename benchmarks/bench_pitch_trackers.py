@@ -52,7 +52,7 @@ def synthetic(config, seconds: float = 12.0, seed: int = 0) -> tuple[np.ndarray,
 
 def real_clips(config, count: int) -> list[np.ndarray]:
     corpora = ("ljspeech-mini", "selfrec-22k")
-    paths = [p for corpus in corpora for p in sorted((DATA / corpus).rglob("*.wav"))[:count]]
+    paths = [p for corpus in corpora for p in sorted((DATA / corpus / "wavs").iterdir())[:count]]
     return [load_audio(p, config.sample_rate) for p in paths]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vocoder_checks import TINY_STUDENT, TINY_TEACHER, fake_checkpoint
 
 import wavesynth
 from wavesynth import vocoder as vocoder_module
@@ -17,22 +18,6 @@ from wavesynth.wavenet import WaveNet, WaveNetConfig
 
 DATA = Path(__file__).parent / "data"
 PRESET = get_preset("speechbrain-16k")
-TINY_STUDENT = dict(flow_layers=(4, 2), flow_cycles=(2, 1), channels=8, gate_channels=8)
-TINY_TEACHER = dict(layers=4, cycles=2, residual_channels=8, gate_channels=8, skip_channels=8,
-                    head="gaussian")
-
-
-def fake_checkpoint(path, model, preset="speechbrain-16k", caches=("cache/none",)):
-    """What a training run saves, as far as export reads it."""
-    config = {"model": model.config.to_dict(), "data": {"preset": preset, "caches": list(caches)},
-              "train": {"steps": 3}}
-    if isinstance(model, ParallelWaveNet):  # a distillation run names its teacher
-        config["teacher"] = "runs/teacher/best.pt"
-    save_checkpoint({"config": config, "ema": {"module": model.state_dict(), "updates": 3}, "step": 3,
-                     "best": {"metric": 1.5, "step": 3}}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory):
     torch.manual_seed(0)

@@ -73,18 +73,23 @@ def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
         print(f"wavesynth: warning: {message}", file=sys.stderr)
 
 
-def _read_mel(path: str):
-    """A mel from a .npy file: (n_mels, frames), or (1, n_mels, frames)."""
+def _read_array(path: str, what: str):
+    """The array of a .npy file (``what`` names it in errors)."""
     import numpy as np
 
     if not path.endswith(".npy"):
-        raise CommandError(f"{path}: --mel takes a .npy file holding one (n_mels, frames) array")
+        raise CommandError(f"{path}: the {what} must be a .npy file")
     if not os.path.isfile(path):
         raise CommandError(f"{path}: no such file")
     try:
-        mel = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except ValueError as error:
         raise CommandError(f"{path}: not a numpy array file ({error})") from None
+
+
+def _read_mel(path: str):
+    """A mel from a .npy file: (n_mels, frames), or (1, n_mels, frames)."""
+    mel = _read_array(path, "mel (one (n_mels, frames) array)")
     if mel.ndim == 3 and mel.shape[0] == 1:
         mel = mel[0]
     if mel.ndim == 3:
@@ -106,8 +111,9 @@ def _synthesize(args: argparse.Namespace) -> int:
             mel = voc.mel(load_audio(args.wav, voc.sample_rate, min_samples=voc.config.min_samples))
         else:
             mel = _read_mel(args.mel)
+        f0 = None if args.f0 is None else _read_array(args.f0, "F0 track")
         started = time.perf_counter()
-        audio = voc.synthesize(mel)
+        audio = voc.synthesize(mel, f0=f0, pitch_scale=args.pitch_scale)
         spent = time.perf_counter() - started
     _report_warnings(caught)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -141,7 +147,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from wavesynth.vocoder import Vocoder, export_pretrained
 
-    out = export_pretrained(args.checkpoint, args.out, args.kind, args.name)
+    out = export_pretrained(args.checkpoint, args.out, args.kind, args.name, pitch=args.pitch)
     voc = Vocoder.from_pretrained(out, device="cpu")
     print(f"{out}: {voc.name} ({voc.kind}, {voc.config.name}, {voc.sample_rate} Hz); use it with "
           f"--model {out}, or copy it into pretrained/ to ship it")
@@ -178,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--mel", metavar="IN.npy", help="(n_mels, frames) log-mel in the model's convention")
     synthesize.add_argument("--out", required=True, metavar="OUT.wav",
                             help="audio file to write (.wav or .flac)")
+    synthesize.add_argument("--f0", metavar="F0.npy", help="(frames,) F0 in Hz, 0 where unvoiced, for a "
+                            "model with an excitation (default: its pitch predictor's F0 from the mel)")
+    synthesize.add_argument("--pitch-scale", type=float, default=1.0, metavar="S",
+                            help="multiply the F0 by S (a pitch shift that keeps the spectral envelope)")
     synthesize.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     synthesize.set_defaults(run=_synthesize)
 
@@ -237,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="the model's name (default: the folder's name)")
     export.add_argument("--kind", choices=["teacher", "student"],
                         help="default: student if the run names a teacher, else teacher")
+    export.add_argument("--pitch", metavar="CKPT|DIR", help="pitch predictor for a model with an excitation "
+                        "('wavesynth train pitch' checkpoint or a folder with pitch.json and pitch.pt)")
     export.set_defaults(run=_export)
 
     models = commands.add_parser("models", help="list the shipped pretrained models")

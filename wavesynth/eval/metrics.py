@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..audio import MelConfig, MelExtractor
+from ..audio.pitch import track_pitch
 
 PESQ_RATE = 16000
 MCD_ORDER = 24
@@ -177,6 +178,15 @@ def _f0_pair(f0_ref: np.ndarray, f0_est: np.ndarray) -> tuple[np.ndarray, np.nda
     if not (np.isfinite(f0_ref).all() and np.isfinite(f0_est).all()):
         raise ValueError("F0 tracks hold NaN or infinite values (use 0 for unvoiced frames)")
     return f0_ref.ravel(), f0_est.ravel()
+
+
+def tracked_f0(
+    reference: np.ndarray, estimate: np.ndarray, config: MelConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """pyin's frame F0 (``audio.pitch.track_pitch``, 0 = unvoiced) of two waveforms cut to their common
+    length, for the F0 metrics below."""
+    reference, estimate = _pair(reference, estimate)
+    return track_pitch(reference, config).f0, track_pitch(estimate, config).f0
 
 
 def gross_pitch_error(f0_ref: np.ndarray, f0_est: np.ndarray, threshold: float = 0.2) -> float:

@@ -35,12 +35,15 @@ from ..audio import AUDIO_EXTENSIONS, FeatureCache, MelConfig, MelExtractor, loa
 from ..audio.cache import MANIFEST
 from .griffin_lim import ITERATIONS, griffin_lim
 from .metrics import (
+    f0_rmse_cents,
     log_mel_distance,
     log_mel_distance_by_region,
     mel_cepstral_distortion,
     pesq_wideband,
     real_time_factor,
     stoi,
+    tracked_f0,
+    vuv_error,
 )
 
 SYSTEMS = ("model", "griffin-lim")
@@ -49,6 +52,8 @@ METRICS = {  # key: (column title, format, ↓ lower or ↑ higher is better)
     "mcd_db": ("MCD (dB)", "{:.2f}", "↓"),
     "pesq_wb": ("PESQ (wb)", "{:.2f}", "↑"),
     "stoi": ("STOI", "{:.3f}", "↑"),
+    "f0_rmse_cents": ("F0 RMSE (cents)", "{:.0f}", "↓"),
+    "vuv_error": ("V/UV error", "{:.3f}", "↓"),
     "rtf": ("real-time factor", "{:.3g}", "↓"),
 }
 REGIONS = {  # key: column title of the log-mel distance over one part of the spectrogram (dB, ↓)
@@ -109,13 +114,17 @@ def collect_clips(data: str | os.PathLike) -> list[Clip]:
 
 
 def score(reference: np.ndarray, estimate: np.ndarray, config: MelConfig) -> dict[str, float]:
-    """The quality metrics of one output against its reference."""
+    """The quality metrics of one output against its reference; the pitch ones compare pyin's F0 of both
+    (``metrics.tracked_f0``) on the frames voiced in both (F0 RMSE) and on all frames (V/UV)."""
     rate = config.sample_rate
+    f0_ref, f0_est = tracked_f0(reference, estimate, config)
     return {
         "log_mel_distance_db": log_mel_distance(reference, estimate, config),
         "mcd_db": mel_cepstral_distortion(reference, estimate, config),
         "pesq_wb": pesq_wideband(reference, estimate, rate),
         "stoi": stoi(reference, estimate, rate),
+        "f0_rmse_cents": f0_rmse_cents(f0_ref, f0_est),
+        "vuv_error": vuv_error(f0_ref, f0_est),
         **{f"log_mel_db_{region}": distance
            for region, distance in log_mel_distance_by_region(reference, estimate, config).items()},
     }
@@ -232,6 +241,8 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         "spectra (c0 excluded).",
         "- PESQ: ITU-T P.862.2 wide-band at 16 kHz (-0.5 .. 4.64); STOI: 0 .. 1. "
         "Clips without speech PESQ can detect are left out of its mean.",
+        "- F0 RMSE: RMS of 1200·log2(F0_out / F0_ref) in cents over the frames that pyin finds voiced in "
+        "both; V/UV error: share of frames whose voicing differs.",
         "- real-time factor: seconds of computation per second of audio on the device above (< 1: faster "
         "than real time).",
         "",
