@@ -79,7 +79,12 @@ def _pyin(wave: np.ndarray, config: MelConfig, frames: int) -> PitchTrack:
 def _crepe(wave: np.ndarray, config: MelConfig, frames: int, model: str) -> PitchTrack:
     import torch
     import torchaudio.functional
-    import torchcrepe
+
+    try:
+        import torchcrepe
+    except ImportError:
+        raise ValueError("the CREPE pitch trackers need torchcrepe (not installed): "
+                         "pip install 'wavesynth[crepe]'") from None
 
     audio = torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None]
     if config.sample_rate != CREPE_RATE:
