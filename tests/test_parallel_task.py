@@ -163,3 +163,28 @@ def test_without_the_kl_a_training_step_never_runs_the_teacher():
     assert not calls and "kl" not in terms
     torch.testing.assert_close(terms["loss"], terms["power"] + terms["mel"])
     assert task.validate(student, batch)["kl"].isfinite() and calls
+
+
+def test_a_pitch_aware_teacher_and_student_train_on_the_cache_f0(cache, tmp_path):  # noqa: F811
+    """Both excitations come from the cache's pitch labels, the teacher's into the KL; the trained student's
+    output depends on the F0 it is driven by."""
+    teacher_run, student_run = tmp_path / "teacher", tmp_path / "student"
+    sine = ["model.excitation=sine", "model.harmonics=2", "train.steps=2", "data.samples=0"]
+    config = write_config(tmp_path / "teacher.toml", cache, teacher_run)
+    assert main(["train", "teacher", "--config", str(config), *TINY, "model.head=gaussian", *sine]) == 0
+    config = write_config(tmp_path / "student.toml", cache, student_run)
+    teacher = str(teacher_run / "step-00000002.pt")
+    assert main(["train", "student", "--config", str(config), "--teacher", teacher, *STUDENT, *sine,
+                 "loss.kl=gaussian", "model.noise=gaussian", "train.val_every=2"]) == 0
+    metrics = val_metrics(student_run)[2]
+    assert all(math.isfinite(v) for v in metrics.values()) and metrics["kl"] != 0
+    task, student = load_trained(student_run / "step-00000002.pt", StudentTask)
+    assert task.uses_pitch and task.teacher.config.excitation == "sine"
+    task.train_data()
+    batch = task.collate([task.val_data()[0]])
+    assert batch["f0"].shape == batch["voiced"].shape == (1, 8)  # the cache's labels of the crop
+    z = torch.randn_like(batch["wave"])
+    with torch.no_grad():
+        low, high = (student(z, batch["mel"], task.excitation(task.config.model, {**batch, "f0": f0}))[0]
+                     for f0 in (torch.full((1, 8), 150.0), torch.full((1, 8), 225.0)))
+    assert (low - high).abs().max() > 1e-6
