@@ -1,12 +1,11 @@
 """The Vocoder API: model folders, export from a checkpoint, synthesis (chunked, batched), input checks."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from vocoder_checks import TINY_STUDENT, TINY_TEACHER, fake_checkpoint
+from vocoder_checks import DATA, PRESET, TINY_STUDENT, TINY_TEACHER, fake_checkpoint
 
 import wavesynth
 from wavesynth import vocoder as vocoder_module
@@ -16,8 +15,7 @@ from wavesynth.train import save_checkpoint
 from wavesynth.vocoder import Vocoder, export_pretrained, list_pretrained
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 
-DATA = Path(__file__).parent / "data"
-PRESET = get_preset("speechbrain-16k")
+
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory):
     torch.manual_seed(0)

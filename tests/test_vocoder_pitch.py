@@ -1,22 +1,18 @@
 """A pitch-aware model behind the Vocoder: its folder carries the pitch predictor, F0 given or predicted,
 pitch_scale, chunked synthesis with the excitation, and one-line errors for F0 that does not fit."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from vocoder_checks import TINY_STUDENT, fake_checkpoint
+from vocoder_checks import DATA, PRESET, TINY_STUDENT, fake_checkpoint
 
 from wavesynth import vocoder as vocoder_module
-from wavesynth.audio import get_preset, load_audio
+from wavesynth.audio import load_audio
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.pitch import PitchPredictor, PitchPredictorConfig
 from wavesynth.vocoder import Vocoder, export_pretrained
-
-DATA = Path(__file__).parent / "data"
-PRESET = get_preset("speechbrain-16k")
 
 
 @pytest.fixture(scope="module")

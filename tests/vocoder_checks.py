@@ -1,7 +1,13 @@
 """Tiny models and the checkpoints a training run would save, for the Vocoder tests."""
 
+from pathlib import Path
+
+from wavesynth.audio import get_preset
 from wavesynth.parallel import ParallelWaveNet
 from wavesynth.train import save_checkpoint
+
+DATA = Path(__file__).parent / "data"
+PRESET = get_preset("speechbrain-16k")
 
 TINY_STUDENT = dict(flow_layers=(4, 2), flow_cycles=(2, 1), channels=8, gate_channels=8)
 TINY_TEACHER = dict(layers=4, cycles=2, residual_channels=8, gate_channels=8, skip_channels=8,
