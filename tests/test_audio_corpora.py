@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from wavesynth.audio import assign_splits, read_corpus
+from wavesynth.audio import assign_splits, read_corpus, select_speakers
 
 
 def touch(path: Path, text: str = "") -> Path:
@@ -62,6 +62,19 @@ def test_arctic_voices_from_a_parent_folder_or_one_voice(tmp_path):
         ("speaker3/arctic_a0001", "speaker3", ""),
     ]
     assert [u.id for u in read_corpus("arctic", tmp_path / "cmu_us_slt_arctic")] == ["slt/arctic_a0001"]
+
+
+def test_speaker_selection_keeps_or_holds_out_voices_and_rejects_unknown_names(tmp_path):
+    for speaker in ("p227", "p228", "p229"):
+        touch(tmp_path / "wav" / speaker / f"{speaker}_001.wav")
+    utterances = read_corpus("vctk", tmp_path)
+    assert [u.speaker for u in select_speakers(utterances, speakers=["p228"])] == ["p228"]
+    assert [u.speaker for u in select_speakers(utterances, exclude=["p227", "p229"])] == ["p228"]
+    assert select_speakers(utterances) == utterances
+    with pytest.raises(ValueError, match="no speaker p999 in this corpus"):
+        select_speakers(utterances, exclude=["p999"])
+    with pytest.raises(ValueError, match="leaves no utterances"):
+        select_speakers(utterances, speakers=["p227"], exclude=["p227"])
 
 
 def test_folder_is_recursive_and_file_lists_name_speakers(tmp_path):

@@ -225,3 +225,22 @@ def test_cli_preprocess(corpus, tmp_path, capsys):
         == 2
     )
     assert "unknown feature preset 'nope'" in capsys.readouterr().err
+
+
+def test_cli_speaker_selection_holds_voices_out_and_is_recorded(tmp_path, capsys):
+    root = tmp_path / "vctk"
+    for speaker, freq in (("p227", 220), ("p228", 330)):
+        (root / "wav" / speaker).mkdir(parents=True)
+        sf.write(root / "wav" / speaker / f"{speaker}_001.wav", tone_burst(16000, 0.4, freq), 16000)
+    args = ["preprocess", "--corpus", "vctk", "--root", str(root), "--workers", "1", "--pitch-tracker",
+            "none", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "c"), "--exclude-speakers", "p227"]) == 0
+    cache = FeatureCache.open(tmp_path / "c")
+    assert cache.speakers == ["p228"] and [r["id"] for r in cache.rows] == ["p228_001"]
+    assert json.loads((tmp_path / "c" / "preprocess.json").read_text())["exclude_speakers"] == ["p227"]
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "d"), "--speakers", "p229"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "wavesynth: error: no speaker p229 in this corpus (it has: p227, p228)"
+    )
+    assert not (tmp_path / "d").exists()

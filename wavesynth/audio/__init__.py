@@ -5,7 +5,7 @@ Waveforms are float32 in [-1, 1], shape ``(T,)`` or ``(batch, T)``; a log-mel is
 """
 
 from .cache import FeatureCache
-from .corpora import CORPORA, Utterance, assign_splits, read_corpus
+from .corpora import CORPORA, Utterance, assign_splits, read_corpus, select_speakers
 from .dataset import SegmentDataset
 from .features import PRESETS, MelConfig, MelExtractor, get_preset, pad_to_hop
 from .io import AUDIO_EXTENSIONS, load_audio, save_audio
@@ -32,5 +32,6 @@ __all__ = [
     "pad_to_hop",
     "preprocess",
     "read_corpus",
+    "select_speakers",
     "save_audio",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,6 +160,23 @@ def read_corpus(kind: str, root: str | os.PathLike) -> list[Utterance]:
         if a.id == b.id:
             raise ValueError(f"{b.path}: utterance id {b.id!r} is also used by {a.path}")
     return utterances
+
+
+def select_speakers(
+    utterances: list[Utterance], speakers: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> list[Utterance]:
+    """The utterances of ``speakers`` (all speakers when empty) that are not of a speaker in ``exclude``.
+    A named speaker the corpus does not have, or a selection that leaves nothing, is a one-line ValueError
+    (so a typo never silently drops or keeps a voice)."""
+    known = {u.speaker for u in utterances}
+    unknown = sorted((set(speakers) | set(exclude)) - known)
+    if unknown:
+        raise ValueError(f"no speaker {', '.join(unknown)} in this corpus "
+                         f"(it has: {', '.join(sorted(known))})")
+    kept = [u for u in utterances if (not speakers or u.speaker in speakers) and u.speaker not in exclude]
+    if not kept:
+        raise ValueError("the speaker selection leaves no utterances")
+    return kept
 
 
 def assign_splits(ids: list[str], valid_fraction: float = 0.05) -> dict[str, str]:

@@ -17,7 +17,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from . import cache
-from .corpora import Utterance, assign_splits, read_corpus
+from .corpora import Utterance, assign_splits, read_corpus, select_speakers
 from .features import MelConfig, MelExtractor, get_preset, pad_to_hop
 from .io import load_audio
 from .loudness import normalize_loudness
@@ -161,6 +161,8 @@ def preprocess(
     loudness: float | None = None,
     valid_fraction: float = 0.05,
     pitch_tracker: str | None = "pyin",
+    speakers: Sequence[str] = (),
+    exclude_speakers: Sequence[str] = (),
     workers: int | None = None,
     progress: bool = True,
 ) -> Summary:
@@ -168,14 +170,16 @@ def preprocess(
 
     ``trim_db=None`` keeps silences; ``loudness`` is a target in LUFS (e.g. -23) or None.
     ``pitch_tracker`` is one of ``audio.pitch.TRACKERS``, or None for no pitch labels (unless the cache
-    already has them). ``workers`` defaults to the number of CPU cores; 1 runs in this process.
+    already has them). ``speakers`` keeps only those speakers, ``exclude_speakers`` leaves those out
+    (e.g. to hold voices out of training entirely). ``workers`` defaults to the number of CPU cores; 1 runs
+    in this process.
     """
     if pitch_tracker is not None and pitch_tracker not in TRACKERS:
         raise ValueError(f"unknown pitch tracker {pitch_tracker!r} (known: {', '.join(TRACKERS)})")
     config = get_preset(preset) if isinstance(preset, str) else preset
     workers = workers or os.cpu_count() or 1
     out = Path(out)
-    utterances = read_corpus(corpus, root)
+    utterances = select_speakers(read_corpus(corpus, root), speakers, exclude_speakers)
     settings = {
         "corpus": corpus,
         "preset": config.to_dict(),
@@ -183,6 +187,8 @@ def preprocess(
         "loudness": loudness,
         "valid_fraction": valid_fraction,
         "pitch_tracker": pitch_tracker,
+        **({"speakers": sorted(speakers)} if speakers else {}),
+        **({"exclude_speakers": sorted(exclude_speakers)} if exclude_speakers else {}),
     }
     splits = assign_splits([u.id for u in utterances], valid_fraction)
     tracker = _check_settings(out, settings)
