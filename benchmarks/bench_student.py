@@ -9,11 +9,12 @@ Two sizes, each in one process run with the same random mel:
 Measured at batch 1, in each precision (``--precisions``, default fp32 and bf16): the student's
 ``sample(mel)`` (one parallel pass per flow) on ``--seconds`` of 22.05 kHz audio, and its peer, the
 teacher's cached ``generate(mel)``, on ``--teacher-frames`` frames (samples/s does not depend on the
-length). bf16 is inference in bf16: a copy of each model with bf16 weights and a bf16 mel, as
-``Vocoder(precision="bf16")`` runs it; a path that cannot run in bf16 yet prints "n/a". Real-time factor =
-synthesis time / audio duration (< 1 is faster than real time). Each precision's floor is the student's
-FLOPs per sample as wavesynth evaluates them over this machine's dense matmul rate at that precision (a
-1024² torch.matmul in float32 or bfloat16), measured in the same rounds with the same thread count.
+length). bf16 is inference in bf16: a copy of each model cast as ``Vocoder(precision="bf16")`` casts it
+(``wavesynth.vocoder.cast_for_synthesis``: a student's last flow stays float32); a path that cannot run
+in bf16 prints "n/a". Real-time factor = synthesis time / audio duration (< 1 is faster than real time).
+Each precision's floor is the student's FLOPs per sample as wavesynth evaluates them, flow by flow, over
+this machine's dense matmul rate at the precision that flow runs in (a 1024² torch.matmul in float32 or
+bfloat16), measured in the same rounds with the same thread count.
 Timings are medians of interleaved rounds, so background load hits every contender (and the floors) alike;
 the load average is printed with the results. Where the CPU has no native bf16 (``native_bf16``), bf16 is
 emulated and far slower: run it at a small size (e.g. ``--seconds 0.1``).
@@ -35,6 +36,7 @@ from timing import DTYPES, interleaved_seconds, matmul_calls, matmul_rate, runna
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.parallel.task import DistillConfig
 from wavesynth.train import load_config, native_bf16
+from wavesynth.vocoder import cast_for_synthesis
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 from wavesynth.wavenet.task import TeacherConfig
 
@@ -42,15 +44,21 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "ljspeech"
 SAMPLE_RATE = 22050
 
 
-def student_flops_per_sample(config: StudentConfig, context: int) -> int:
-    """2 × multiply-adds per output sample of ``sample`` (``packed_flow``).
+def flow_flops_per_sample(config: StudentConfig, context: int) -> list[int]:
+    """2 × multiply-adds per output sample of each flow of ``sample`` (``packed_flow``).
 
     Per layer: the k dilated taps k·R·G, the residual 1x1 G/2·R, the conditioning upsampled from frame
     rate G·(2Q+2) (its projection V·mel runs per frame: C·G/hop). Per flow: input and output 1x1.
     """
     R, G, C, k = config.channels, config.gate_channels, config.n_mels, config.kernel_size
     per_layer = k * R * G + G // 2 * R + G * (2 * context + 2) + C * G // config.hop_length
-    return 2 * sum(layers * per_layer + 3 * R for layers in config.flow_layers)
+    return [2 * (layers * per_layer + 3 * R) for layers in config.flow_layers]
+
+
+def floor_rate(flops: list[int], seconds: dict[str, float], precision: str) -> float:
+    """Samples/s at the matmul rate: bf16 runs every flow but the last in bf16 (``cast_for_synthesis``)."""
+    rates = [matmul_rate(seconds, precision)] * (len(flops) - 1) + [matmul_rate(seconds, "fp32")]
+    return 1 / sum(f / r for f, r in zip(flops, rates, strict=True))
 
 
 def main() -> None:
@@ -85,9 +93,9 @@ def main() -> None:
         teacher = WaveNet(teacher_config).to(device).eval()
         configs[name] = student
         for precision in precisions:
-            dtype = DTYPES[precision]
-            s, t = copy.deepcopy(student).to(dtype), copy.deepcopy(teacher).to(dtype)
-            m, tm = mel.to(dtype), teacher_mel.to(dtype)
+            s = cast_for_synthesis(copy.deepcopy(student), "student", precision)
+            t = cast_for_synthesis(copy.deepcopy(teacher), "teacher", precision)
+            m, tm = mel, teacher_mel
             contenders = {
                 f"{name} student {precision}": (lambda s=s, m=m: s.sample(m), "packed path"),
                 f"{name} teacher {precision}": (lambda t=t, tm=tm: t.generate(tm), "cached generation"),
@@ -104,7 +112,7 @@ def main() -> None:
     native = "native bf16" if native_bf16(device) else "no native bf16 (bf16 is emulated)"
     print(f"torch {torch.__version__}, {where}, {native}; student audio {frames} frames "
           f"({frames * 256} samples), teacher {args.teacher_frames} frames, batch 1")
-    calls.update(matmul_calls(device, precisions))
+    calls.update(matmul_calls(device, sorted({*precisions, "fp32"})))  # fp32: the last flow's floor
     synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     seconds = interleaved_seconds(calls, args.repeats, synchronize)
 
@@ -118,11 +126,11 @@ def main() -> None:
                    f"{'floor':>10s}{'of floor':>9s}")
     print(header)
     for name, student in configs.items():
-        flops = student_flops_per_sample(student.config, student.mel_context_frames)
-        line = f"{name:9s}{flops / 1e6:13.2f}"
+        flops = flow_flops_per_sample(student.config, student.mel_context_frames)
+        line = f"{name:9s}{sum(flops) / 1e6:13.2f}"
         for precision in precisions:
             s_key, t_key = f"{name} student {precision}", f"{name} teacher {precision}"
-            floor = matmul_rate(seconds, precision) / flops
+            floor = floor_rate(flops, seconds, precision)
             line += f" | {rate(s_key, frames * 256)}"
             if s_key in missing:
                 line += f"{'-':>6s}"

@@ -34,6 +34,7 @@ from wavenet_vocoder import WaveNet as PeerWaveNet
 from wavenet_vocoder.mixture import discretized_mix_logistic_loss
 
 from wavesynth.train import autocast, native_bf16
+from wavesynth.vocoder import cast_for_synthesis
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 
 
@@ -135,8 +136,8 @@ def main() -> None:
     ours.eval(), peer.eval()
     generation: dict[str, Callable[[], object]] = {}
     for precision in precisions:
-        model = ours if precision == "fp32" else copy.deepcopy(ours).to(DTYPES[precision])
-        m = gen_mel.to(DTYPES[precision])
+        model = ours if precision == "fp32" else cast_for_synthesis(copy.deepcopy(ours), "teacher", precision)
+        m = gen_mel
         generation[f"wavesynth b1 {precision}"] = lambda model=model, m=m: model.generate(m[:1])
         generation[f"wavesynth b16 {precision}"] = lambda model=model, m=m: model.generate(m)
 

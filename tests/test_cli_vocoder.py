@@ -50,7 +50,7 @@ def test_synthesize_a_wav_with_the_default_model(capsys, tmp_path):
     out = tmp_path / "sub" / "out.wav"
     code, stdout, err = run(capsys, "synthesize", "--wav", str(DATA / "second.flac"), "--out", str(out),
                             "--device", "cpu")
-    assert code == 0 and err == "" and "by tiny (student)" in stdout
+    assert code == 0 and err == "" and "by tiny (student, fp32)" in stdout
     audio, rate = sf.read(out)
     frames = -(-sf.info(DATA / "second.flac").frames // 256)
     assert rate == 16000 and audio.shape == (frames * 256,) and np.isfinite(audio).all()

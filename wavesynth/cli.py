@@ -16,6 +16,11 @@ class CommandError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names on the command line."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _preprocess(args: argparse.Namespace) -> int:
     from wavesynth.audio.preprocess import preprocess
 
@@ -23,7 +28,8 @@ def _preprocess(args: argparse.Namespace) -> int:
     tracker = None if args.pitch_tracker == "none" else args.pitch_tracker
     summary = preprocess(args.corpus, args.root, args.out, args.preset, trim_db=trim_db,
                          loudness=args.loudness, valid_fraction=args.valid_fraction, pitch_tracker=tracker,
-                         workers=args.workers, progress=not args.quiet)
+                         speakers=args.speakers, exclude_speakers=args.exclude_speakers, workers=args.workers,
+                         progress=not args.quiet)
     print(summary.report())
     return 0 if summary.ok else 1
 
@@ -65,7 +71,7 @@ def _positive(text: str) -> int:
 def _vocoder(args: argparse.Namespace):
     from wavesynth.vocoder import Vocoder
 
-    return Vocoder.from_pretrained(args.model, device=args.device)
+    return Vocoder.from_pretrained(args.model, device=args.device, precision=args.precision)
 
 
 def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -120,7 +126,7 @@ def _synthesize(args: argparse.Namespace) -> int:
     save_audio(args.out, audio, voc.sample_rate)
     seconds = audio.shape[0] / voc.sample_rate
     print(f"{args.out}: {seconds:.2f} s at {voc.sample_rate} Hz from {mel.shape[-1]} mel frames by "
-          f"{voc.name} ({voc.kind}) in {spent:.2f} s ({spent / seconds:.3g}x real time)")
+          f"{voc.name} ({voc.kind}, {voc.precision}) in {spent:.2f} s ({spent / seconds:.3g}x real time)")
     return 0
 
 
@@ -172,6 +178,7 @@ def _models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from wavesynth.audio.pitch import TRACKERS
+    from wavesynth.train.precision import PRECISION_CHOICES
 
     parser = argparse.ArgumentParser(prog="wavesynth", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -189,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--pitch-scale", type=float, default=1.0, metavar="S",
                             help="multiply the F0 by S (a pitch shift that keeps the spectral envelope)")
     synthesize.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    synthesize.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                       help="arithmetic of the model (default auto: bf16 for a student on hardware with "
+                            "native bf16, else fp32)")
     synthesize.set_defaults(run=_synthesize)
 
     preprocess = commands.add_parser("preprocess", help="extract features from a corpus into a cache folder")
@@ -208,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.add_argument("--pitch-tracker", default="pyin", choices=[*TRACKERS, "none"],
                             help="F0 labels for pitch-aware models (default: pyin; none: no labels, unless "
                                  "the cache already has them)")
+    preprocess.add_argument("--speakers", type=_names, default=(), metavar="A,B",
+                            help="keep only these speakers (comma-separated; default: all)")
+    preprocess.add_argument("--exclude-speakers", type=_names, default=(), metavar="A,B",
+                            help="leave these speakers out, e.g. to hold voices out of training entirely")
     preprocess.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
     preprocess.add_argument("--quiet", action="store_true", help="no progress bar")
     preprocess.set_defaults(run=_preprocess)
@@ -236,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", metavar="DIR", help="report folder (default: evaluation/<model>-<data>)")
     evaluate.add_argument("--limit", type=_positive, metavar="N", help="only the first N clips")
     evaluate.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    evaluate.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                       help="arithmetic of the model (default auto: bf16 for a student on hardware with "
+                            "native bf16, else fp32)")
     evaluate.add_argument("--quiet", action="store_true", help="no line per clip")
     evaluate.set_defaults(run=_evaluate)
 

@@ -86,6 +86,9 @@ def packed_flow(
     the gate rows are reordered to
     [σ half, tanh half] with the tanh half doubled, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and
     a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂ is formed (negated) in place in the s₂ slot; h' = √½·(h + W_o a + b_o).
+
+    Everything runs in the flow's parameter dtype (bfloat16 for bf16 synthesis, with fp32 accumulation
+    inside each matmul) except the output 1x1, which gives (μ_k, log s_k) in float32 (or float64).
     """
     stack = flow.stack
     B, T = x.shape
@@ -131,7 +134,9 @@ def packed_flow(
                             out=h_next[b, rows])
                 h_next[b, rows].add_(b_res)
         h, h_next = h_next, h
-    out = torch.matmul(h[:, pad:], flow.output.weight[..., 0].T).add_(flow.output.bias)  # (B, T, 2)
+    exact = torch.promote_types(x.dtype, torch.float32)
+    w_out, b_out = flow.output.weight[..., 0].to(exact), flow.output.bias.to(exact)
+    out = torch.matmul(h[:, pad:].to(exact), w_out.T).add_(b_out)  # (B, T, 2)
     return out[..., 0], out[..., 1].clamp(min=flow.log_scale_min)
 
 
@@ -238,18 +243,26 @@ class ParallelWaveNet(nn.Module):
         """x (B, frames·hop) from mel (B, n_mels, frames): the flows applied to z = temperature·ε.
 
         ε is ``noise`` (B, frames·hop) when given, else drawn from ``generator`` on the model's device.
-        Equal to ``forward(z, mel, excitation)[0]``, computed flow by flow with ``packed_flow``.
+        Equal to ``forward(z, mel, excitation)[0]``, computed flow by flow with ``packed_flow``, each flow
+        in its own parameter dtype. A flow with bfloat16 weights (bf16 synthesis,
+        ``wavesynth.vocoder.cast_for_synthesis``) sees x, the mel and e rounded to bf16, while x and the
+        composition x ← x·s_k + μ_k stay in the last flow's dtype (float32), so rounding does not pile up
+        over the K flows.
         """
-        param = next(self.parameters())
-        mel = mel.to(param.device, param.dtype)
+        param = self.flows[-1].output.weight
+        exact = torch.promote_types(param.dtype, torch.float32)
+        mel = mel.to(param.device, exact)
         if noise is None:
             shape = (mel.shape[0], mel.shape[-1] * self.config.hop_length)
-            noise = self.draw_noise(shape, generator, param.device, param.dtype)
-        x = temperature * noise.to(param.device, param.dtype)
+            noise = self.draw_noise(shape, generator, param.device, exact)
+        x = temperature * noise.to(param.device, exact)
         if excitation is not None:
-            excitation = excitation.to(param.device, param.dtype)
+            excitation = excitation.to(param.device, exact)
         self._check(x, mel, excitation)
         for k, flow in enumerate(self.flows):
-            mu, log_s = packed_flow(flow, x, mel, self.upsampler(k).phase_weights(), excitation)
+            dtype = flow.output.weight.dtype
+            phase = self.upsampler(k).phase_weights().to(dtype)
+            e = None if excitation is None else excitation.to(dtype)
+            mu, log_s = packed_flow(flow, x.to(dtype), mel.to(dtype), phase, e)
             x = torch.addcmul(mu, x, log_s.exp())
         return x

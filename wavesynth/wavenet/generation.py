@@ -22,6 +22,10 @@ batch last):
   reordered to [z₂, 2z₁] one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)], s₁ ← s₁·s₂ in place gives p, and
   the residual and skip 1x1 convolutions act linearly on [s₂, p, 1] with weights [-W, 2W, b];
 * the skips of all layers are one matmul over the stacked activations at the end.
+
+The network runs in its layers' dtype: with bfloat16 weights (bf16 synthesis) the layers, ring buffers and
+conditioning are bf16, while the output head (its two 1x1 layers, in their own dtype, and the
+distribution), the noise and the output stay float32 (float64 for a float64 model).
 """
 
 from __future__ import annotations
@@ -60,8 +64,9 @@ class GenerationState:
         generator: torch.Generator | None = None,
         excitation: Tensor | None = None,
     ):
-        param = next(model.parameters())
-        device, dtype = param.device, param.dtype
+        param = model.stack.blocks[0].conv.weight
+        device, dtype = param.device, param.dtype  # the network's dtype
+        exact = torch.promote_types(dtype, torch.float32)  # the head's, the noise's and the output's dtype
         cfg, head, stack = model.config, model.head, model.stack
         self.head, self.temperature, self.deterministic = head, temperature, deterministic
         mel = mel.to(device, dtype)
@@ -90,8 +95,8 @@ class GenerationState:
         self.w_skip = torch.cat([torch.cat([-w[R:], 2 * w[R:], b[R:]], 1) for w, b in pairs], 1)
         self.w_in, self.b_in = model.input_conv.weight[..., 0], model.input_conv.bias.unsqueeze(1)
         conv1, conv2 = model.output_hidden, model.output
-        self.w_out1, self.b_out1 = conv1.weight[..., 0], conv1.bias.unsqueeze(1)
-        self.w_out2, self.b_out2 = conv2.weight[..., 0], conv2.bias.unsqueeze(1)
+        self.w_out1, self.b_out1 = conv1.weight[..., 0].to(exact), conv1.bias.unsqueeze(1).to(exact)
+        self.w_out2, self.b_out2 = conv2.weight[..., 0].to(exact), conv2.bias.unsqueeze(1).to(exact)
 
         # Ring buffers: layer l owns rows [offset_l, offset_l + (k-1)·d_l) of ``history``. At step t it reads
         # slots (t - j·d_l) mod size_l for j = k-1..1 and then overwrites slot t mod size_l with h_l(t).
@@ -111,7 +116,8 @@ class GenerationState:
         # Conditioning projections of all layers at frame rate, Q zero frames either side, time-major; the
         # conditioning of the current chunk of steps (chunk divides hop, so a chunk lies within one frame).
         upsampler = model.upsampler
-        self.hop, self.phase = cfg.hop_length, upsampler.phase_weights().T.contiguous()  # (hop, 2Q+1)
+        self.hop = cfg.hop_length
+        self.phase = upsampler.phase_weights().to(dtype).T.contiguous()  # (hop, 2Q+1)
         self.window = torch.arange(2 * upsampler.context + 1, device=device)
         projections = F.pad(torch.matmul(w_cond, mel), (upsampler.context, upsampler.context))
         self.projections = projections.permute(2, 1, 0).contiguous()  # (F + 2Q, L·G, B)
@@ -130,8 +136,8 @@ class GenerationState:
             self.excitation = excitation.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, E, B)
         self._host_t = 0
         if noise is None:
-            noise = head.draw_noise((B, T), generator, device, dtype)
-        self.noise = noise.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, noise_size, B)
+            noise = head.draw_noise((B, T), generator, device, exact)
+        self.noise = noise.to(device, exact).permute(2, 1, 0).contiguous()  # (T, noise_size, B)
 
         # Activations: per layer [k-1 past inputs, input h_l] (the convolution's operand), the gate
         # pre-activations z_l (all layers' conditioning and bias terms first), and [s₂, p, 1]: the sigmoid
@@ -140,8 +146,8 @@ class GenerationState:
         self.z = torch.empty(L, G, B, device=device, dtype=dtype)
         self.act = torch.empty(L, G + 1, B, device=device, dtype=dtype)
         self.act[:, -1] = 1
-        self.x_prev = torch.zeros(1, B, device=device, dtype=dtype)
-        self.output = torch.zeros(T + 1, B, device=device, dtype=dtype)  # x_t in row t + 1
+        self.x_prev = torch.zeros(1, B, device=device, dtype=dtype)  # x_{t-1} in the network's dtype
+        self.output = torch.zeros(T + 1, B, device=device, dtype=exact)  # x_t in row t + 1
         self.t = torch.zeros(1, dtype=torch.long, device=device)
         self.slot = torch.zeros(1, dtype=torch.long, device=device)
         self.period = period
@@ -207,7 +213,7 @@ class GenerationState:
             if h_next is not None:
                 torch.addmm(h, w_res, res_in, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE, out=h_next)
         self.history.index_copy_(0, slots[self.num_reads :], self._h)
-        hidden = torch.mm(self.w_skip, self._act_flat).relu_()
+        hidden = torch.mm(self.w_skip, self._act_flat).relu_().to(self.w_out1.dtype)
         hidden = torch.addmm(self.b_out1, self.w_out1, hidden).relu_()
         params = torch.addmm(self.b_out2, self.w_out2, hidden)
         self.slot.add_(1).remainder_(self.period)
@@ -226,7 +232,7 @@ class GenerationState:
     def force(self, x: Tensor) -> None:
         """One step with x_t (B,) given instead of sampled (teacher forcing a known prefix)."""
         self.advance()
-        self._store(x.to(self.x_prev.dtype))
+        self._store(x.to(self.output.dtype))
 
     def _store(self, x: Tensor) -> None:
         x = x.unsqueeze(0)
