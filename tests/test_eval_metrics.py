@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,8 @@ from wavesynth.eval import (
     real_time_factor,
     stoi,
 )
-from wavesynth.eval.metrics import mel_cepstrum
-from wavesynth.eval.report import collect_clips, evaluate
+from wavesynth.eval.metrics import dnsmos, dnsmos_available, mel_cepstrum
+from wavesynth.eval.report import DNSMOS_NOTICE, SYSTEMS, collect_clips, evaluate
 
 DATA = Path(__file__).parent / "data"
 PRESET = get_preset("speechbrain-16k")
@@ -91,6 +92,25 @@ def test_pesq_and_stoi_give_nan_when_they_cannot_score(speech):
     assert math.isnan(pesq_wideband(np.zeros(16000), speech[:16000], PRESET.sample_rate))
 
 
+def test_dnsmos_scores_clean_speech_above_the_same_speech_in_noise():
+    """minute.flac (0.68 s), looped by speechmos to 10.88 s, is one 9.01 s window: a fast test."""
+    pytest.importorskip("speechmos")
+    rate = PRESET.sample_rate
+    speech = load_audio(DATA / "minute.flac", rate)
+    clean, in_noise = dnsmos(speech, rate), dnsmos(noisy(speech, 0), rate)
+    assert set(clean) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}
+    assert all(1 <= v <= 5 for v in [*clean.values(), *in_noise.values()])
+    assert clean["dnsmos_ovrl"] > in_noise["dnsmos_ovrl"] + 0.8  # measured: 2.4 against 1.3
+    assert clean["dnsmos_bak"] > in_noise["dnsmos_bak"] + 1.5  # the noise is in the background: 3.8, 1.3
+    # any rate (resampled to 16 kHz); samples beyond [-1, 1] clipped rather than refused
+    at_22k = dnsmos(load_audio(DATA / "minute.flac", 22050), 22050)
+    assert at_22k["dnsmos_ovrl"] == pytest.approx(clean["dnsmos_ovrl"], abs=0.25)  # measured: 0.10 apart
+    assert 1 <= dnsmos(4 * speech, rate)["dnsmos_ovrl"] <= 5
+    assert all(math.isnan(v) for v in dnsmos(np.zeros(0), rate).values())
+    with pytest.raises(ValueError, match="shape"):
+        dnsmos(speech[None], rate)
+
+
 def test_mel_cepstrum_recovers_cosine_coefficients():
     n_mels, m = 80, torch.arange(80, dtype=torch.float64)
     log_power = 1.5 + 2 * 0.3 * torch.cos(math.pi * 3 * (m + 0.5) / n_mels)
@@ -141,21 +161,67 @@ class Perfect:
         return self.wave
 
 
+def table_rows(report: str) -> dict[str, list[str]]:
+    """The cells of the first table of report.md by system."""
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in SYSTEMS and cells[0] not in rows:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
 def test_report_writes_table_json_csv_and_figures(tmp_path):
-    result = evaluate(Perfect(), [DATA / "second.flac"], tmp_path, figures=1)
-    model, baseline = result["summary"]["model"], result["summary"]["griffin-lim"]
+    """The model (here the clip itself), Griffin-Lim of 48 and of 4 iterations, and the real clip, which only
+    DNSMOS scores: a perfect model's DNSMOS is the clip's."""
+    pytest.importorskip("speechmos")
+    lines = []
+    result = evaluate(Perfect(), [DATA / "minute.flac"], tmp_path, figures=1, progress=lines.append)
+    summary = result["summary"]
+    model, baseline, few, real = (summary[system] for system in SYSTEMS)
     assert model["log_mel_distance_db"]["mean"] == 0 and model["pesq_wb"]["mean"] > 4.5
     assert model["log_mel_db_below_1khz"]["mean"] == 0 and baseline["log_mel_db_quiet_frames"]["mean"] > 0
     assert baseline["log_mel_distance_db"]["mean"] > 0 and baseline["stoi"]["n"] == 1
+    assert few["log_mel_distance_db"]["mean"] > baseline["log_mel_distance_db"]["mean"]  # fewer iterations
+    assert few["stoi"]["mean"] < baseline["stoi"]["mean"] and few["rtf"]["mean"] < baseline["rtf"]["mean"]
+    for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
+        assert 1 <= real[key]["mean"] <= 5 and model[key]["mean"] == pytest.approx(real[key]["mean"])
+    assert all(real[key]["n"] == 0 for key in ("log_mel_distance_db", "pesq_wb", "stoi", "vuv_error", "rtf",
+                                               "log_mel_db_loud_frames"))
+    assert len(lines) == 1 and lines[0].startswith("minute: PESQ") and "DNSMOS OVRL" in lines[0]
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["files"] == 1 and len(saved["per_file"]) == 2
+    assert saved["files"] == 1 and [r["system"] for r in saved["per_file"]] == list(SYSTEMS)
+    assert saved["dnsmos"] is True and saved["per_file"][-1]["stoi"] is None  # NaN in JSON
     report = (tmp_path / "report.md").read_text()
-    assert report.count("| griffin-lim |") == 2 and "| bins below 1 kHz |" in report
-    assert "![spectrograms_second.png](spectrograms_second.png)" in report
-    assert (tmp_path / "spectrograms_second.png").stat().st_size > 10_000
+    rows = table_rows(report)
+    assert list(rows) == list(SYSTEMS) and report.count("| griffin-lim-4 |") == 2
+    assert rows["real"][:4] == ["n/a"] * 4 and rows["real"][-1] == "n/a" and "n/a" not in rows["real"][4:7]
+    assert "n/a" not in rows["model"] + rows["griffin-lim-4"] and DNSMOS_NOTICE not in report
+    assert "| bins below 1 kHz |" in report and "- DNSMOS: DNSMOS P.835" in report
+    assert "![spectrograms_minute.png](spectrograms_minute.png)" in report
+    assert (tmp_path / "spectrograms_minute.png").stat().st_size > 10_000
     assert (tmp_path / "per_file.csv").read_text().startswith("id,system,seconds,")
     with pytest.raises(ValueError, match="no clips"):
         evaluate(Perfect(), [], tmp_path)
+
+
+def test_report_without_speechmos_leaves_dnsmos_out_with_one_notice(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "speechmos", None)  # import speechmos now fails
+    monkeypatch.setitem(sys.modules, "speechmos.dnsmos", None)
+    assert not dnsmos_available()
+    clips = [DATA / "minute.flac", DATA / "second.flac"]
+    result = evaluate(Perfect(), clips, tmp_path / "quiet", figures=0)
+    assert capsys.readouterr().err.count(DNSMOS_NOTICE) == 1  # once, not per clip
+    assert result["dnsmos"] is False and result["summary"]["model"]["pesq_wb"]["n"] == 2
+    assert all(result["summary"][system]["dnsmos_ovrl"]["n"] == 0 for system in SYSTEMS)
+    report = (tmp_path / "quiet" / "report.md").read_text()
+    assert report.count(DNSMOS_NOTICE) == 1
+    rows = table_rows(report)
+    assert list(rows) == list(SYSTEMS) and rows["real"] == ["n/a"] * 10
+    assert all(rows[system][4:7] == ["n/a"] * 3 for system in SYSTEMS)
+    lines = []
+    evaluate(Perfect(), clips[:1], tmp_path / "told", figures=0, progress=lines.append)
+    assert lines[0] == DNSMOS_NOTICE and len(lines) == 2 and "DNSMOS" not in lines[1]
 
 
 def test_clips_come_from_a_folder_a_file_or_a_cache_validation_split(tmp_path):

@@ -144,7 +144,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _report_warnings(caught)
     for system, metrics in result["summary"].items():
         cells = ", ".join(f"{title} {metrics[key]['mean']:.3g} ± {metrics[key]['std']:.2g}"
-                          for key, (title, _, _) in METRICS.items())
+                          for key, (title, _, _) in METRICS.items() if metrics[key]["n"])
         print(f"{system}: {cells}")
     print(f"report: {os.path.join(out, 'report.md')}")
     return 0

@@ -1,10 +1,12 @@
 """Evaluation: objective metrics, the Griffin-Lim baseline, and copy-synthesis reports with figures.
 
-PESQ, STOI and the figures need the ``eval`` extra (``pip install wavesynth[eval]``).
+PESQ, STOI, DNSMOS and the figures need the ``eval`` extra (``pip install wavesynth[eval]``).
 """
 
 from .griffin_lim import griffin_lim, mel_to_magnitude
 from .metrics import (
+    dnsmos,
+    dnsmos_available,
     f0_rmse_cents,
     gross_pitch_error,
     log_mel_distance,
@@ -17,6 +19,8 @@ from .metrics import (
 )
 
 __all__ = [
+    "dnsmos",
+    "dnsmos_available",
     "f0_rmse_cents",
     "griffin_lim",
     "gross_pitch_error",

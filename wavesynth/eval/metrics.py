@@ -1,7 +1,8 @@
-"""Objective metrics of a synthesised waveform against its reference (copy-synthesis).
+"""Objective metrics of a synthesised waveform against its reference (copy-synthesis), and of one alone.
 
-Both signals are float waveforms at the same rate; the longer one is cut to the shorter one's length, so a
-vocoder's output (``frames · hop`` samples) compares with the reference it was analysed from.
+The intrusive metrics take two float waveforms at the same rate; the longer one is cut to the shorter one's
+length, so a vocoder's output (``frames · hop`` samples) compares with the reference it was analysed from.
+The non-intrusive one (``dnsmos``) scores a single waveform, so the reference itself can be scored too.
 
 * ``log_mel_distance`` (dB): on the model's mel filterbank and STFT (``MelConfig``), magnitudes
   M = max(mel, floor) with floor = max(log_floor, 1e-5), per frame the RMS over bins of 20·log10(M̂/M),
@@ -19,6 +20,16 @@ vocoder's output (``frames · hop`` samples) compares with the reference it was 
 * ``pesq_wideband``: ITU-T P.862.2 wide-band PESQ (MOS-LQO, -0.5 .. 4.64) of the ``pesq`` package on both
   signals resampled to 16 kHz; NaN when PESQ cannot score them (under 1/4 s, or no speech found).
 * ``stoi``: short-time objective intelligibility (Taal et al. 2011, ``pystoi``; 0 .. 1).
+* ``dnsmos``: DNSMOS P.835 (Reddy et al. 2022, the ``speechmos`` package on ``onnxruntime``), a non-intrusive
+  estimate of the mean opinion score listeners would give in an ITU-T P.835 test, 1 (bad) .. 5 (excellent),
+  of one waveform alone (no reference): SIG the speech signal's quality, BAK how unobtrusive the background
+  is, OVRL the overall quality. A network trained on such ratings of noisy and denoised speech maps each
+  9.01 s window of the 16 kHz signal (windows hopped by 1 s; the last < 2 s of a longer clip may fall in
+  none, and speechmos drops the windows starting at 7 .. 23 s, one sample short by a float rounding) to raw
+  scores, which fixed quadratics map to the MOS scale; the clip's score is the mean over windows (speechmos
+  also runs its P.808 model on each window; that score is not used). speechmos loops a clip shorter than
+  9.01 s (appends it to itself until it is long enough), so a short clip is heard with a jump at each join.
+  Needs the ``eval`` extra; see ``dnsmos_available``.
 * ``real_time_factor``: seconds spent synthesising / seconds of audio produced (< 1: faster than real time).
 * Pitch, on frame F0 tracks in Hz with 0 = unvoiced, reference first: ``gross_pitch_error`` (share of frames
   voiced in both with |f̂/f - 1| > 20 %), ``f0_rmse_cents`` (RMS of 1200·log2(f̂/f) over frames voiced in
@@ -27,8 +38,10 @@ vocoder's output (``frames · hop`` samples) compares with the reference it was 
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -38,6 +51,7 @@ from ..audio import MelConfig, MelExtractor
 from ..audio.pitch import track_pitch
 
 PESQ_RATE = 16000
+DNSMOS_RATE = 16000
 MCD_ORDER = 24
 MCD_CONSTANT = 10 * math.sqrt(2) / math.log(10)
 DISTANCE_FLOOR = 1e-5  # magnitude floor of the distances: -100 dB re. a unit mel magnitude
@@ -153,6 +167,54 @@ def stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float
         warnings.simplefilter("always")
         value = float(pystoi_stoi(reference, estimate, sample_rate, extended=False))
     return math.nan if any("Not enough STFT frames" in str(w.message) for w in caught) else value
+
+
+def dnsmos_available() -> bool:
+    """Whether ``speechmos`` and ``onnxruntime`` (the ``eval`` extra) import, so that ``dnsmos`` can run."""
+    try:
+        import onnxruntime  # noqa: F401
+        import speechmos.dnsmos  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _dnsmos_model():
+    """speechmos's non-personalised DNSMOS on onnxruntime sessions limited to torch's thread count (the
+    sessions would otherwise take every core, whatever OMP_NUM_THREADS says)."""
+    import onnxruntime
+    from speechmos import dnsmos as speechmos_dnsmos
+
+    models = Path(speechmos_dnsmos.__file__).parent / "dnsmos_models"
+
+    class ThreadLimitedDNSMOS(speechmos_dnsmos.DNSMOS):
+        def __init__(self, primary_model_path: str, p808_model_path: str) -> None:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            providers = ["CPUExecutionProvider"]
+            self.primary_model_path = primary_model_path
+            self.onnx_sess = onnxruntime.InferenceSession(primary_model_path, options, providers=providers)
+            self.p808_onnx_sess = onnxruntime.InferenceSession(p808_model_path, options, providers=providers)
+
+    return ThreadLimitedDNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
+
+
+def dnsmos(wave: np.ndarray, sample_rate: int) -> dict[str, float]:
+    """DNSMOS P.835 ``dnsmos_ovrl``, ``dnsmos_sig`` and ``dnsmos_bak`` (1 .. 5) of one waveform (T,) at
+    ``sample_rate``, resampled to 16 kHz and clipped to [-1, 1]; NaN for an empty one (module docstring)."""
+    wave = np.asarray(wave, dtype=np.float64)
+    if wave.ndim != 1:
+        raise ValueError(f"expected a waveform of shape (T,), got {wave.shape}")
+    if not np.isfinite(wave).all():
+        raise ValueError("waveform holds NaN or infinite samples")
+    wave = np.clip(_at_rate(wave, sample_rate, DNSMOS_RATE), -1.0, 1.0)
+    if wave.size == 0:  # speechmos would loop it for ever
+        return dict.fromkeys(("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"), math.nan)
+    scores = _dnsmos_model()(wave, DNSMOS_RATE, False)
+    return {"dnsmos_ovrl": float(scores["ovrl_mos"]), "dnsmos_sig": float(scores["sig_mos"]),
+            "dnsmos_bak": float(scores["bak_mos"])}
 
 
 def real_time_factor(seconds_spent: float, samples: int, sample_rate: int) -> float:

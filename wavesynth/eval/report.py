@@ -1,14 +1,21 @@
 """Copy-synthesis evaluation: audio -> mel -> audio for every clip, by the model and by Griffin-Lim.
 
 For each clip x (at the model's rate): c = vocoder.mel(x); x̂ = vocoder.synthesize(c) (timed, for the
-real-time factor, after one short warm-up call); x̃ = griffin_lim(c) from the same mel. Each output is scored
-against x with the metrics of ``wavesynth.eval.metrics``. ``out_dir`` receives
+real-time factor, after one short warm-up call); x̃ = griffin_lim(c) from the same mel, with the baseline's
+``ITERATIONS`` and with ``FEW_ITERATIONS`` (a weaker rung of the same scale). Each output is scored against x
+with the metrics of ``wavesynth.eval.metrics``. The systems (``SYSTEMS``) are "model", "griffin-lim",
+"griffin-lim-4" and "real", x itself: it gets only the non-intrusive DNSMOS (the quality of the data, the
+ceiling of the others); its intrusive metrics and real-time factor are NaN (n/a), as x is not scored against
+itself. DNSMOS needs ``speechmos`` and ``onnxruntime`` (the ``eval`` extra); without them it is left out
+with a one-line notice (``progress``, else stderr; and in report.md) and its scores are NaN. ``out_dir``
+receives
 
 * ``report.md``: what was measured, a table of mean ± standard deviation over clips per system, the log-mel
   distance by region (``log_mel_distance_by_region``: low / high bins, loud / quiet frames), the figures;
 * ``metrics.json``: the model, the summary and every clip's scores; ``per_file.csv``: the scores as a table;
-* ``spectrograms_<id>.png`` for the first ``figures`` clips: original, model and Griffin-Lim log-mels
-  (dB re. a unit mel magnitude) stacked on one colour scale, time in s, frequency in Hz on the mel scale.
+* ``spectrograms_<id>.png`` for the first ``figures`` clips: original, model and Griffin-Lim (the baseline's
+  iterations) log-mels (dB re. a unit mel magnitude) stacked on one colour scale, time in s, frequency in Hz
+  on the mel scale.
 
 Any object with ``sample_rate``, ``config`` (its ``MelConfig``), ``mel(wave)`` and ``synthesize(mel)`` can be
 evaluated (``stats`` too when its preset normalises), e.g. ``wavesynth.Vocoder``.
@@ -21,6 +28,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +43,8 @@ from ..audio import AUDIO_EXTENSIONS, FeatureCache, MelConfig, MelExtractor, loa
 from ..audio.cache import MANIFEST
 from .griffin_lim import ITERATIONS, griffin_lim
 from .metrics import (
+    dnsmos,
+    dnsmos_available,
     f0_rmse_cents,
     log_mel_distance,
     log_mel_distance_by_region,
@@ -46,12 +56,16 @@ from .metrics import (
     vuv_error,
 )
 
-SYSTEMS = ("model", "griffin-lim")
+SYSTEMS = ("model", "griffin-lim", "griffin-lim-4", "real")
+FEW_ITERATIONS = 4  # the Griffin-Lim iterations of "griffin-lim-4"
 METRICS = {  # key: (column title, format, ↓ lower or ↑ higher is better)
     "log_mel_distance_db": ("log-mel distance (dB)", "{:.2f}", "↓"),
     "mcd_db": ("MCD (dB)", "{:.2f}", "↓"),
     "pesq_wb": ("PESQ (wb)", "{:.2f}", "↑"),
     "stoi": ("STOI", "{:.3f}", "↑"),
+    "dnsmos_ovrl": ("DNSMOS OVRL", "{:.2f}", "↑"),
+    "dnsmos_sig": ("DNSMOS SIG", "{:.2f}", "↑"),
+    "dnsmos_bak": ("DNSMOS BAK", "{:.2f}", "↑"),
     "f0_rmse_cents": ("F0 RMSE (cents)", "{:.0f}", "↓"),
     "vuv_error": ("V/UV error", "{:.3f}", "↓"),
     "rtf": ("real-time factor", "{:.3g}", "↓"),
@@ -63,6 +77,8 @@ REGIONS = {  # key: column title of the log-mel distance over one part of the sp
     "log_mel_db_quiet_frames": "quiet half of the frames",
 }
 WARM_UP_FRAMES = 16
+DNSMOS_NOTICE = ("DNSMOS left out: speechmos and onnxruntime do not import "
+                 "(pip install 'wavesynth[eval]'); its cells are n/a")
 
 
 class VocoderLike(Protocol):
@@ -137,18 +153,26 @@ def evaluate(
     figures: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Copy-synthesis of every clip by the model and by Griffin-Lim; writes the report (module docstring)
-    and returns what metrics.json holds. ``progress`` is called with a line per clip."""
+    """Copy-synthesis of every clip by the model and by Griffin-Lim, and DNSMOS of the clip itself; writes
+    the report (module docstring) and returns what metrics.json holds. ``progress`` is called with a line per
+    clip (and once with the notice when DNSMOS is unavailable)."""
     clips = [c if isinstance(c, Clip) else Clip(Path(c).stem, Path(c)) for c in files]
     if not clips:
         raise ValueError("no clips to evaluate")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config, stats = vocoder.config, getattr(vocoder, "stats", None)
-    systems = {"model": vocoder.synthesize, "griffin-lim": lambda mel: griffin_lim(mel, config, stats)}
+    config, stats, rate = vocoder.config, getattr(vocoder, "stats", None), vocoder.sample_rate
+    systems = {
+        "model": vocoder.synthesize,
+        "griffin-lim": lambda mel: griffin_lim(mel, config, stats),
+        "griffin-lim-4": lambda mel: griffin_lim(mel, config, stats, iterations=FEW_ITERATIONS),
+    }
+    with_dnsmos = dnsmos_available()
+    if not with_dnsmos:
+        (progress or _to_stderr)(DNSMOS_NOTICE)
     rows, pictures = [], []
     for index, clip in enumerate(clips):
-        wave = clip.load(vocoder.sample_rate)
+        wave = clip.load(rate)
         mel = vocoder.mel(wave)
         if index == 0:
             vocoder.synthesize(mel[:, :WARM_UP_FRAMES])
@@ -157,22 +181,29 @@ def evaluate(
             started = time.perf_counter()
             outputs[system] = np.asarray(synthesize(mel), dtype=np.float32)
             seconds[system] = time.perf_counter() - started
-        for system, audio in outputs.items():
-            rtf = real_time_factor(seconds[system], audio.shape[-1], vocoder.sample_rate)
-            rows.append({"id": clip.id, "system": system, "seconds": wave.shape[0] / vocoder.sample_rate,
-                         **score(wave, audio, config), "rtf": rtf})
+        clip_rows = {}
+        for system, audio in [*outputs.items(), ("real", wave)]:
+            scores = dnsmos(audio, rate) if with_dnsmos else {}
+            if system != "real":
+                scores |= score(wave, audio, config)
+                scores["rtf"] = real_time_factor(seconds[system], audio.shape[-1], rate)
+            clip_rows[system] = _row(clip.id, system, wave.shape[0] / rate, scores)
+        rows += clip_rows.values()
         if index < figures:
             name = f"spectrograms_{_safe(clip.id)}.png"
-            plot_spectrograms(wave, outputs, config, out / name, title=clip.id)
+            plot_spectrograms(wave, {k: outputs[k] for k in ("model", "griffin-lim")}, config, out / name,
+                              title=clip.id)
             pictures.append(name)
         if progress:
-            model_row = rows[-2]
-            progress(f"{clip.id}: PESQ {model_row['pesq_wb']:.2f}, STOI {model_row['stoi']:.3f}, "
+            model_row = clip_rows["model"]
+            quality = f", DNSMOS OVRL {model_row['dnsmos_ovrl']:.2f}" if with_dnsmos else ""
+            progress(f"{clip.id}: PESQ {model_row['pesq_wb']:.2f}, STOI {model_row['stoi']:.3f}{quality}, "
                      f"RTF {model_row['rtf']:.3g}")
     result = {
         "model": _describe(vocoder),
         "files": len(clips),
         "audio_seconds": sum(r["seconds"] for r in rows if r["system"] == "model"),
+        "dnsmos": with_dnsmos,
         "summary": summarise(rows),
         "per_file": rows,
         "figures": pictures,
@@ -206,13 +237,17 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         "",
         f"{result['files']} clips, {result['audio_seconds']:.1f} s of audio; model kind {model['kind']}, "
         f"preset {config.name} ({config.sample_rate} Hz, hop {config.hop_length}, {config.n_mels} mels), "
-        f"device {model['device']}.",
+        f"device {model['device']}, precision {model.get('precision', 'fp32')}.",
         "",
         "Each clip is turned into the model's mel and back into audio by the model and by Griffin-Lim "
-        f"({ITERATIONS} iterations of fast Griffin-Lim on the pseudo-inverse of the mel filterbank), and "
-        "each output is compared with the clip. Mean ± standard deviation over clips (↓: lower is better, "
-        "↑: higher is better):",
+        "(fast Griffin-Lim on the pseudo-inverse of the mel filterbank), and each output is compared with "
+        "the clip. Rows: `model`; `griffin-lim`, the baseline of "
+        f"{ITERATIONS} iterations; `griffin-lim-4`, the same stopped after {FEW_ITERATIONS} iterations (a "
+        "weaker rung of the scale, to place the model between them); `real`, the clip itself, scored by "
+        "DNSMOS alone (the quality of the data; its other cells are n/a: it is not compared with itself). "
+        "Mean ± standard deviation over clips (↓: lower is better, ↑: higher is better):",
         "",
+        *([] if result["dnsmos"] else [f"**{DNSMOS_NOTICE}.**", ""]),
         header,
         "|" + "---|" * (len(METRICS) + 1),
     ]
@@ -241,6 +276,10 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         "spectra (c0 excluded).",
         "- PESQ: ITU-T P.862.2 wide-band at 16 kHz (-0.5 .. 4.64); STOI: 0 .. 1. "
         "Clips without speech PESQ can detect are left out of its mean.",
+        "- DNSMOS: DNSMOS P.835 (`speechmos`), a non-intrusive estimate of listeners' mean opinion score "
+        "(1 .. 5) from the output alone: SIG the speech, BAK the background (5: no noise), OVRL overall; "
+        "9.01 s windows at 16 kHz hopped by 1 s, averaged; a shorter clip is repeated until it is "
+        "9.01 s long.",
         "- F0 RMSE: RMS of 1200·log2(F0_out / F0_ref) in cents over the frames that pyin finds voiced in "
         "both; V/UV error: share of frames whose voicing differs.",
         "- real-time factor: seconds of computation per second of audio on the device above (< 1: faster "
@@ -295,7 +334,18 @@ def _describe(vocoder: VocoderLike) -> dict[str, Any]:
         "kind": getattr(vocoder, "kind", type(vocoder).__name__),
         "preset": vocoder.config.name,
         "device": str(getattr(vocoder, "device", "cpu")),
+        "precision": getattr(vocoder, "precision", "fp32"),
     }
+
+
+def _row(clip_id: str, system: str, seconds: float, scores: dict[str, float]) -> dict[str, Any]:
+    """One row of per_file: every metric and region of ``scores`` in table order, NaN for those missing."""
+    return {"id": clip_id, "system": system, "seconds": seconds,
+            **{key: scores.get(key, math.nan) for key in (*METRICS, *REGIONS)}}
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _safe(uid: str) -> str:
