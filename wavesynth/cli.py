@@ -153,10 +153,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from wavesynth.vocoder import Vocoder, export_pretrained
 
+    for clip in args.check_clips:
+        if not os.path.isfile(clip):
+            raise CommandError(f"{clip}: no such audio file")
     out = export_pretrained(args.checkpoint, args.out, args.kind, args.name, pitch=args.pitch)
-    voc = Vocoder.from_pretrained(out, device="cpu")
+    voc = Vocoder.from_pretrained(out, device="cpu", precision="fp32")
     print(f"{out}: {voc.name} ({voc.kind}, {voc.config.name}, {voc.sample_rate} Hz); use it with "
           f"--model {out}, or copy it into pretrained/ to ship it")
+    if args.check_clips:
+        from wavesynth.eval.check import CHECK_FILE, TEACHER_CHECK_SECONDS, record
+
+        seconds = None if voc.kind == "student" else TEACHER_CHECK_SECONDS
+        check = record(out, voc, args.check_clips, seconds=seconds)
+        cells = ", ".join(f"{name} {distance:.2f} dB" for name, distance in check["clips"].items())
+        print(f"{os.path.join(out, CHECK_FILE)}: log-mel distance {cells}")
     return 0
 
 
@@ -266,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: student if the run names a teacher, else teacher")
     export.add_argument("--pitch", metavar="CKPT|DIR", help="pitch predictor for a model with an excitation "
                         "('wavesynth train pitch' checkpoint or a folder with pitch.json and pitch.pt)")
+    export.add_argument("--check-clips", nargs="+", default=[], metavar="CLIP",
+                        help="record the model's log-mel distance on these audio files in check.json "
+                             "(the tests re-measure shipped models on tests/data/second.flac, minute.flac)")
     export.set_defaults(run=_export)
 
     models = commands.add_parser("models", help="list the shipped pretrained models")
