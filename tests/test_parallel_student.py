@@ -47,9 +47,10 @@ def excitation_for(student: ParallelWaveNet, z: torch.Tensor) -> torch.Tensor | 
 
 
 WITH_EXCITATION = dict(excitation="sine", harmonics=3)
+AT_FLOW_INPUT = dict(WITH_EXCITATION, excitation_at="flow_input")  # once per flow, not in every layer
 
 
-@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION])
+@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION, AT_FLOW_INPUT])
 def test_flows_one_by_one_equal_the_closed_form(overrides):
     student = tiny_student(**overrides)
     z, mel = inputs(student)
@@ -74,7 +75,7 @@ def test_flows_one_by_one_equal_the_closed_form(overrides):
 
 
 @pytest.mark.parametrize("noise", ["logistic", "gaussian"])
-@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION])
+@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION, AT_FLOW_INPUT])
 def test_change_of_variables_gives_the_location_scale_density(noise, overrides):
     """log p_z(z) - log|det ∂x/∂z| (autograd Jacobian) = Σ_t log p(x_t; μ_tot, s_tot), one utterance."""
     student = tiny_student(noise=noise, **overrides)
@@ -141,7 +142,7 @@ def test_packed_sampling_equals_the_autograd_forward(monkeypatch, tile):
     """``sample`` (time-major tiles, packed weights) = ``forward`` to float64 rounding, for any tiling."""
     monkeypatch.setattr(student_module, "TILE_SAMPLES", tile)
     variants = [{}, dict(noise="gaussian", shared_upsampler=False),
-                dict(kernel_size=2, flow_layers=(4, 4), flow_cycles=(2, 1)), WITH_EXCITATION]
+                dict(kernel_size=2, flow_layers=(4, 4), flow_cycles=(2, 1)), WITH_EXCITATION, AT_FLOW_INPUT]
     for overrides in variants:
         student = tiny_student(**overrides)
         z, mel = inputs(student, batch=3, frames=7)
@@ -195,3 +196,13 @@ def test_config_round_trips_and_validates():
             tiny_config(**{"flow_cycles": (1,) * len(overrides.get("flow_layers", (2, 3))), **overrides})
     with pytest.raises(ValueError, match="unknown StudentConfig keys"):
         StudentConfig.from_dict({"layers": 3})
+
+
+def test_excitation_at_the_flow_input_enters_once_per_flow():
+    blocks, at_input = tiny_student(**WITH_EXCITATION), tiny_student(**AT_FLOW_INPUT)
+    assert all(block.excitation is not None for flow in blocks.flows for block in flow.stack.blocks)
+    assert all(flow.excitation_input is None for flow in blocks.flows)
+    assert all(block.excitation is None for flow in at_input.flows for block in flow.stack.blocks)
+    assert [tuple(f.excitation_input.weight.shape) for f in at_input.flows] == [(8, 4, 1)] * 2
+    with pytest.raises(ValueError, match="excitation_at must be 'blocks' or 'flow_input'"):
+        tiny_student(**WITH_EXCITATION, excitation_at="output")

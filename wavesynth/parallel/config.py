@@ -21,7 +21,9 @@ class StudentConfig:
     ``shared_upsampler`` uses one mel upsampler for all flows (else one per flow); Π ``upsample_scales``
     must equal ``hop_length``. Each flow's log-scale log s_k is clamped below at ``log_scale_min``.
     ``excitation`` = "sine" adds ``harmonics`` sines of the F0 and a voicing channel as a second local
-    conditioning of every residual layer of every flow (``wavesynth.pitch.SineExcitation``).
+    conditioning of every residual layer of every flow (``wavesynth.pitch.SineExcitation``);
+    ``excitation_at`` = "flow_input" instead adds it once per flow, by a 1x1 convolution at the flow's input
+    (the cheaper variant, for comparison).
     """
 
     flow_layers: tuple[int, ...] = (10, 10, 10, 30)
@@ -37,6 +39,7 @@ class StudentConfig:
     log_scale_min: float = -7.0
     excitation: str = "none"
     harmonics: int = 8
+    excitation_at: Literal["blocks", "flow_input"] = "blocks"
 
     def __post_init__(self) -> None:
         self.flow_layers = tuple(self.flow_layers)
@@ -80,6 +83,9 @@ class StudentConfig:
         if not math.isfinite(self.log_scale_min):
             raise ValueError(f"StudentConfig.log_scale_min must be finite, got {self.log_scale_min!r}")
         excitation_channels(self.excitation, self.harmonics)
+        if self.excitation_at not in ("blocks", "flow_input"):
+            raise ValueError(f"StudentConfig.excitation_at must be 'blocks' or 'flow_input', "
+                             f"got {self.excitation_at!r}")
 
     @property
     def excitation_channels(self) -> int:

@@ -34,16 +34,21 @@ from .config import StudentConfig
 class IAFFlow(nn.Module):
     """One flow: input 1x1 on shift_right(z), a skip-less WaveNet stack, output 1x1 to (μ_k, log s_k).
 
-    The output weights start small, so each flow starts close to the affine map z·1 + b.
+    The excitation e enters every layer of the stack (``excitation_at = "blocks"``), or only the input:
+    h_0 = W_in·shift_right(z) + b_in + W_e·e (``"flow_input"``). The output weights start small, so each
+    flow starts close to the affine map z·1 + b.
     """
 
     def __init__(self, layers: int, cycles: int, config: StudentConfig):
         super().__init__()
         self.log_scale_min = config.log_scale_min
         self.input_conv = nn.Conv1d(1, config.channels, 1)
+        at_input = config.excitation_at == "flow_input"
+        E = config.excitation_channels
+        self.excitation_input = nn.Conv1d(E, config.channels, 1, bias=False) if E and at_input else None
         self.stack = WaveNetStack(
             layers, cycles, config.kernel_size, config.channels, config.gate_channels, config.n_mels,
-            excitation_channels=config.excitation_channels,
+            excitation_channels=0 if at_input else E,
         )
         self.output = nn.Conv1d(config.channels, 2, 1)
         nn.init.normal_(self.output.weight, std=0.01)
@@ -60,6 +65,9 @@ class IAFFlow(nn.Module):
         excitation e (B, E, T) of a flow that has one."""
         w, b = self.input_conv.weight, self.input_conv.bias
         h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(z.unsqueeze(1)))
+        if self.excitation_input is not None:
+            h = h + self.excitation_input(excitation)
+            excitation = None
         h, _ = self.stack(h, mel, upsampler, excitation=excitation)
         mu, log_s = pointwise(self.output.weight, h, self.output.bias.view(1, -1, 1)).unbind(1)
         return mu, log_s.clamp(min=self.log_scale_min)
@@ -101,6 +109,9 @@ def packed_flow(
     h, h_next = x.new_zeros(B, pad + T, R), x.new_zeros(B, pad + T, R)
     w_in, b_in = flow.input_conv.weight.view(-1), flow.input_conv.bias
     h[:, pad:] = torch.addcmul(b_in, shift_right(x).unsqueeze(-1), w_in)
+    if flow.excitation_input is not None:  # excitation_at = "flow_input": h_0 += W_e·e, then no more
+        h[:, pad:].add_(excitation.transpose(1, 2) @ flow.excitation_input.weight[..., 0].T)
+        excitation = None
     G = stack.blocks[0].conv.out_channels
     H, z_tile = G // 2, x.new_empty(min(tile, T), G)
     order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(x.device)  # [σ half, tanh half]
