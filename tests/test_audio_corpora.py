@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,28 @@ def test_split_is_deterministic_order_free_and_sized():
     assert set(assign_splits(ids, 0.0).values()) == {"train"}
     with pytest.raises(ValueError):
         assign_splits(ids, 1.0)
+
+
+def test_file_list_ids_stay_inside_the_cache_and_cannot_collide(tmp_path, monkeypatch):
+    """``../`` and absolute paths outside the list's folder get ids under ``outside/<folder>-<hash>/``: no
+    ``..``, distinct for distinct folders, the same folder for files of one folder."""
+    for name in ("lists/x.wav", "lists/sub/y.wav", "mels/x.wav", "escape/a.wav", "other/a.wav",
+                 "other/b.wav"):
+        touch(tmp_path / name)
+    lines = ["x.wav", "sub/../sub/y.wav", "../mels/x.wav", "../escape/a.wav",
+             str(tmp_path / "other" / "a.wav"), f"{tmp_path}/lists/../other/b.wav"]
+    utterances = read_corpus("folder", touch(tmp_path / "lists" / "list.txt", "\n".join(lines)))
+    ids = {u.path.name + ":" + u.path.parent.name: u.id for u in utterances}
+    assert ids["x.wav:lists"] == "x" and ids["y.wav:sub"] == "sub/y"
+    outside = [ids[k] for k in ("x.wav:mels", "a.wav:escape", "a.wav:other", "b.wav:other")]
+    assert all(re.fullmatch(r"outside/[a-z]+-[0-9a-f]{8}/[abx]", uid) for uid in outside)
+    assert len(set(ids.values())) == 6 and outside[0].startswith("outside/mels-")
+    assert outside[2].rsplit("/", 1)[0] == outside[3].rsplit("/", 1)[0] != outside[1].rsplit("/", 1)[0]
+    monkeypatch.chdir(tmp_path)  # the same ids from a relative path to the list
+    assert [u.id for u in read_corpus("folder", Path("lists/list.txt"))] == [u.id for u in utterances]
+
+
+def test_ids_that_would_leave_the_cache_are_rejected(tmp_path):
+    touch(tmp_path / "metadata.csv", "LJ001|fine|\n../../etc/LJ002|escapes|\n")
+    with pytest.raises(ValueError, match=r"utterance id '../../etc/LJ002' .*'\.\.'"):
+        read_corpus("ljspeech", tmp_path)

@@ -1,5 +1,10 @@
+import importlib
 import json
+import multiprocessing
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +249,141 @@ def test_cli_speaker_selection_holds_voices_out_and_is_recorded(tmp_path, capsys
         "wavesynth: error: no speaker p229 in this corpus (it has: p227, p228)"
     )
     assert not (tmp_path / "d").exists()
+
+
+def test_a_file_list_with_paths_outside_its_folder_writes_only_inside_out(tmp_path):
+    """``../`` paths once made ids like ``../mels/x`` (whose wave and mel went to one file, the mel of id "x")
+    and ``../../escape/a`` (written outside --out)."""
+    for number, name in enumerate(("deep/lists/x.wav", "deep/mels/x.wav", "escape/a.wav", "other/a.wav")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / name, tone_burst(16000, 0.4, 220 + 110 * number), 16000)
+    listing = tmp_path / "deep" / "lists" / "list.txt"
+    listing.write_text(f"x.wav\n../mels/x.wav\n../../escape/a.wav\n{tmp_path / 'other' / 'a.wav'}\n")
+    out = tmp_path / "cache"
+    summary = preprocess("folder", listing, out, pitch_tracker=None, progress=False, workers=1)
+    assert (summary.processed, summary.failures) == (4, [])
+    assert [p for p in tmp_path.rglob("*.npy") if out not in p.parents] == []
+    rows = FeatureCache.open(out).rows
+    assert len({row["id"] for row in rows}) == 4
+    for folder, key in (("wavs", "wave"), ("mels", "mel")):
+        assert len(list((out / folder).rglob("*.npy"))) == 4
+        assert all((out / row[key]).resolve().is_relative_to((out / folder).resolve()) for row in rows)
+    for row in rows:
+        wave, mel = np.load(out / row["wave"]), np.load(out / row["mel"])
+        assert wave.shape == (row["samples"],) and mel.shape == (80, row["frames"])
+
+
+def test_broken_links_are_failures(corpus, tmp_path):
+    (corpus / "gone.wav").symlink_to(corpus / "deleted.wav")
+    summary = run(corpus, tmp_path / "cache")
+    assert {uid for uid, _ in summary.failures} == BAD | {"gone"}
+    assert f"{corpus / 'gone.wav'}: broken symbolic link (to {corpus / 'deleted.wav'})" in summary.report()
+    assert len((tmp_path / "cache" / "errors.txt").read_text().splitlines()) == 4
+
+
+def test_damaged_cache_files_are_made_again_and_named(tones, tmp_path):
+    out = tmp_path / "cache"
+    run(tones, out)
+    before = {p: np.load(p) for p in out.rglob("*.npy")}
+    manifest = (out / "manifest.jsonl").read_text()
+    wave = out / "wavs" / "a.npy"
+    wave.write_bytes(wave.read_bytes()[:-100])  # truncated
+    (out / "mels" / "b.npy").write_bytes(b"")  # empty
+    summary = run(tones, out)
+    assert (summary.processed, summary.skipped, summary.failures) == (2, 0, [])
+    report = summary.report()
+    assert f"remade: {wave}: damaged (truncated or empty)" in report and f"{out / 'mels' / 'b.npy'}" in report
+    assert (out / "manifest.jsonl").read_text() == manifest
+    for path, array in before.items():
+        np.testing.assert_array_equal(np.load(path), array)
+
+
+def _children(pid: int) -> list[int]:
+    """The ids of the running (not zombie) processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _busy(*job) -> None:
+    """Stands in for the work on one file: busy for a minute, so that the workers are running when their
+    parent is killed."""
+    time.sleep(60)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killed_preprocess_leaves_no_workers_and_a_rerun_no_temporaries(tones, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    monkeypatch.setattr(importlib.import_module("wavesynth.audio.preprocess"), "_process", _busy)
+    options = {"pitch_tracker": None, "progress": False, "workers": 2}
+    parent = multiprocessing.get_context("fork").Process(target=preprocess, args=("folder", tones, out),
+                                                         kwargs=options)
+    parent.start()
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and parent.is_alive():
+            time.sleep(0.05)
+            workers = _children(parent.pid)
+        assert len(workers) == 2, "the worker processes did not start"
+        parent.terminate()  # SIGTERM
+        parent.join(timeout=30)
+        deadline = time.monotonic() + 3
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, workers)), "worker processes outlived their parent"
+    finally:
+        parent.kill()
+        for pid in filter(_alive, workers):
+            os.kill(pid, signal.SIGKILL)
+    monkeypatch.undo()
+    stale = out / "wavs" / f".a.npy.{parent.pid}.tmp"  # what a worker killed while writing leaves
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"\x93NUMPY")
+    summary = run(tones, out)
+    assert summary.processed == 2 and "removed 1 temporary files left by a killed run" in summary.report()
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_cli_preprocess_summary_names_the_error_list_and_exit_status(corpus, tmp_path, capsys):
+    args = ["preprocess", "--corpus", "folder", "--workers", "1", "--pitch-tracker", "none", "--quiet"]
+    assert main([*args, "--root", str(corpus), "--out", str(tmp_path / "c")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"3 failed (listed in {tmp_path / 'c' / 'errors.txt'})" in first
+    assert main([*args, "--root", str(corpus / "corrupt.wav"), "--out", str(tmp_path / "d")]) == 1
+    assert "0 processed, 0 already done, 1 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--trim-db", "nan", "trim_db must be a number of dB above 0, got nan"),
+        ("--trim-db", "-3", "trim_db must be a number of dB above 0, got -3.0"),
+        ("--loudness", "inf", "loudness must be a finite level in LUFS, got inf"),
+        ("--workers", "-1", "workers must be at least 1, got -1"),
+        ("--workers", "0", "workers must be at least 1, got 0"),
+        ("--valid-fraction", "2", "valid_fraction must be in [0, 1), got 2.0"),
+        ("--valid-fraction", "nan", "valid_fraction must be in [0, 1), got nan"),
+    ],
+)
+def test_cli_preprocess_rejects_bad_numbers_in_one_line(tones, tmp_path, capsys, option, value, message):
+    out = tmp_path / "c"
+    args = ["preprocess", "--corpus", "folder", "--root", str(tones), "--out", str(out), "--pitch-tracker",
+            "none", "--quiet", option, value]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"wavesynth: error: {message}\n" and captured.out == ""
+    assert not out.exists()

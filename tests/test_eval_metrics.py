@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from wavesynth.audio import MelExtractor, MelStats, get_preset, load_audio
@@ -20,7 +21,7 @@ from wavesynth.eval import (
     stoi,
 )
 from wavesynth.eval.metrics import dnsmos, dnsmos_available, mel_cepstrum
-from wavesynth.eval.report import DNSMOS_NOTICE, SYSTEMS, collect_clips, evaluate
+from wavesynth.eval.report import DNSMOS_NOTICE, SYSTEMS, Clip, collect_clips, evaluate
 
 DATA = Path(__file__).parent / "data"
 PRESET = get_preset("speechbrain-16k")
@@ -222,6 +223,57 @@ def test_report_without_speechmos_leaves_dnsmos_out_with_one_notice(tmp_path, mo
     lines = []
     evaluate(Perfect(), clips[:1], tmp_path / "told", figures=0, progress=lines.append)
     assert lines[0] == DNSMOS_NOTICE and len(lines) == 2 and "DNSMOS" not in lines[1]
+
+
+@pytest.fixture
+def without_dnsmos(monkeypatch):
+    """DNSMOS left out (faster; its notice goes to stderr)."""
+    monkeypatch.setitem(sys.modules, "speechmos", None)
+    monkeypatch.setitem(sys.modules, "speechmos.dnsmos", None)
+
+
+def test_unreadable_clips_are_skipped_named_and_listed(tmp_path, without_dnsmos):
+    """A corrupt audio file and damaged cached waveforms (truncated, empty) among good clips."""
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    truncated, empty = tmp_path / "truncated.npy", tmp_path / "empty.npy"
+    np.save(truncated, np.zeros(4096, np.float32))
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    empty.write_bytes(b"")
+    clips = [Clip("corrupt", corrupt), Clip("minute", DATA / "minute.flac"),
+             Clip("truncated", truncated, 16000), Clip("empty", empty, 16000)]
+    out = tmp_path / "report"
+    with pytest.warns(UserWarning) as caught:
+        result = evaluate(Perfect(), clips, out, figures=0)
+    messages = [str(w.message) for w in caught]
+    for uid, path in (("corrupt", corrupt), ("truncated", truncated), ("empty", empty)):
+        assert sum(m.startswith(f"skipped clip {uid}: {path}: ") and "\n" not in m for m in messages) == 1
+    assert result["files"] == 1 and [s["id"] for s in result["skipped"]] == ["corrupt", "truncated", "empty"]
+    assert "not a readable audio file" in result["skipped"][0]["reason"]
+    assert all("damaged cache file" in s["reason"] for s in result["skipped"][1:])
+    assert json.loads((out / "metrics.json").read_text())["skipped"] == result["skipped"]
+    assert {line.split(",")[0] for line in (out / "per_file.csv").read_text().splitlines()[1:]} == {"minute"}
+    report = (out / "report.md").read_text()
+    assert "1 clips, " in report and "3 clips could not be read and are skipped" in report
+    assert f"- `truncated`: {truncated}: damaged cache file" in report
+    with pytest.raises(ValueError, match=r"^no clip could be read: .*corrupt.wav: not a readable audio file"
+                                         r".* \(and 1 more\)$"), pytest.warns(UserWarning):
+        evaluate(Perfect(), clips[:1] + clips[3:], tmp_path / "none", figures=0)
+
+
+def test_a_silent_reference_has_no_stoi_and_the_report_says_so(tmp_path, speech, without_dnsmos):
+    rate = PRESET.sample_rate
+    assert math.isnan(stoi(np.zeros(rate), speech[:rate], rate))
+    assert math.isnan(stoi(1e-5 * noisy(np.ones(rate, np.float32), 0), speech[:rate], rate))
+    assert stoi(speech, speech, rate) > 0.99
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(rate // 2, np.float32), rate)
+    result = evaluate(Perfect(), [DATA / "minute.flac", silence], tmp_path / "report", figures=0)
+    assert result["silent_references"] == ["silence"]
+    assert all(result["summary"][system]["stoi"]["n"] == 1 for system in SYSTEMS[:3])
+    assert result["summary"]["model"]["stoi"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "reference is silent (peak below -60 dBFS; pystoi would score it 0): `silence`." in report
 
 
 def test_clips_come_from_a_folder_a_file_or_a_cache_validation_split(tmp_path):

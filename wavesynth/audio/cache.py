@@ -15,13 +15,14 @@
                       at the mel frames' centres (``audio.pitch.PitchTrack``; written when preprocess ran
                       with a pitch tracker, which preprocess.json names)
 
-Every file is written to a temporary name in the same folder and renamed into place, so a file that
-exists is complete.
+Every file is written to a temporary name in the same folder (``.<name>.<pid>.tmp``) and renamed into
+place, so a file that exists is complete (unless something outside wavesynth damaged it: ``intact`` checks).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,20 +42,63 @@ PRESET, SETTINGS, MANIFEST, STATS, SPEAKERS, ERRORS = (
 )
 
 
+def check_id(uid: str) -> str:
+    """``uid``, or a ValueError unless it is a relative name of plain parts (none empty, ``.`` or ``..``):
+    then the cache files of distinct ids are distinct and inside the cache folder."""
+    if any(part in ("", ".", "..") for part in uid.split("/")):
+        raise ValueError(f"utterance id {uid!r} has an empty, '.' or '..' part (its cache files would not "
+                         "stay apart inside the cache folder)")
+    return uid
+
+
 def wave_path(root: Path, uid: str) -> Path:
-    return root / "wavs" / f"{uid}.npy"
+    return root / "wavs" / f"{check_id(uid)}.npy"
 
 
 def mel_path(root: Path, uid: str) -> Path:
-    return root / "mels" / f"{uid}.npy"
+    return root / "mels" / f"{check_id(uid)}.npy"
 
 
 def pitch_path(root: Path, uid: str) -> Path:
-    return root / "pitch" / f"{uid}.npy"
+    return root / "pitch" / f"{check_id(uid)}.npy"
 
 
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def intact(path: Path) -> bool:
+    """Whether ``path`` is a whole .npy file: its header reads and the file is as long as the header says
+    (False for a missing, empty or truncated file)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with open(path, "rb") as file:
+            shape, _, dtype = readers[np.lib.format.read_magic(file)](file)
+            return os.fstat(file.fileno()).st_size == file.tell() + math.prod(shape) * dtype.itemsize
+    except (OSError, ValueError, EOFError, KeyError):
+        return False
+
+
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) under ``root`` whose process is gone (a run that
+    was killed while writing); -> how many."""
+    removed = 0
+    for path in root.rglob(".*.tmp"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _running(int(pid)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -10,9 +10,11 @@ Layouts (``root`` is the folder given on the command line):
   transcripts from ``etc/txt.done.data`` when present. Ids are ``<speaker>/<file stem>``.
 - ``folder``: every audio file under ``root``, recursively; or, if ``root`` is a text file, one path
   per line, optionally ``path|speaker`` (relative paths are relative to the list; lines starting
-  with ``#`` are comments). Ids are paths relative to the folder (or list) without the extension.
+  with ``#`` are comments). Ids are paths relative to the folder (or list) without the extension; a
+  listed file outside the list's folder gets ``outside/<its folder's name>-<hash of its folder>/<stem>``.
 
-Utterance ids are unique within a corpus and may contain ``/``. Readers only list files: a missing or
+Utterance ids are unique within a corpus and may contain ``/``, but no empty, ``.`` or ``..`` part (so every
+cache file stays inside the cache folder). Readers only list files: a missing or
 broken audio file is reported later, by the preprocessing that tries to read it.
 """
 
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import check_id
 from .io import AUDIO_EXTENSIONS
 
 
@@ -43,7 +46,9 @@ def _require_dir(path: Path, what: str) -> Path:
 
 
 def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    """The audio files under ``folder``, broken links included (so that preprocessing reports them)."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in AUDIO_EXTENSIONS and (p.is_file() or p.is_symlink()))
 
 
 def read_ljspeech(root: Path) -> list[Utterance]:
@@ -120,19 +125,28 @@ def read_folder(root: Path) -> list[Utterance]:
 
 def _read_file_list(listing: Path) -> list[Utterance]:
     utterances = []
+    folder = os.path.abspath(listing.parent)
     for line in listing.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         name, _, speaker = line.partition("|")
-        path = Path(name.strip())
-        path = path if path.is_absolute() else listing.parent / path
-        try:
-            uid = path.relative_to(listing.parent).with_suffix("").as_posix()
-        except ValueError:
-            uid = path.stem
-        utterances.append(Utterance(uid, path, speaker.strip() or listing.stem))
+        path = listing.parent / name.strip()
+        utterances.append(Utterance(_list_id(folder, path), path, speaker.strip() or listing.stem))
     return utterances
+
+
+def _list_id(folder: str, path: Path) -> str:
+    """The id of a listed file: its path relative to the list's ``folder`` (normalised, without the
+    extension), or for a file outside that folder ``outside/<its folder's name>-<hash of its folder>/<stem>``,
+    so that ids never hold ``..`` and files of different folders never share one."""
+    full = os.path.abspath(path)  # normalised
+    relative = os.path.relpath(full, folder)
+    if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+        return Path(relative).with_suffix("").as_posix()
+    parent = os.path.dirname(full)
+    digest = hashlib.sha1(parent.encode()).hexdigest()[:8]
+    return f"outside/{os.path.basename(parent) or 'root'}-{digest}/{Path(full).stem}"
 
 
 CORPORA: dict[str, Callable[[Path], list[Utterance]]] = {
@@ -156,6 +170,11 @@ def read_corpus(kind: str, root: str | os.PathLike) -> list[Utterance]:
     utterances = sorted(CORPORA[kind](root), key=lambda u: u.id)
     if not utterances:
         raise ValueError(f"{root}: no audio files found for corpus kind {kind!r}")
+    for u in utterances:
+        try:
+            check_id(u.id)
+        except ValueError as error:
+            raise ValueError(f"{u.path}: {error}") from None
     for a, b in zip(utterances, utterances[1:], strict=False):
         if a.id == b.id:
             raise ValueError(f"{b.path}: utterance id {b.id!r} is also used by {a.path}")

@@ -22,11 +22,13 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, min_samp
 
     Channels are averaged. PCM is scaled by 2^-(bits-1); a float file must already lie in [-1, 1].
     After resampling (which may overshoot a full-scale signal slightly) samples are clipped to [-1, 1].
-    Raises FileNotFoundError for a missing file and ValueError, naming the file, for one that is not
-    audio, is empty, holds non-finite samples, lies outside [-1, 1], or has fewer than ``min_samples``
-    samples at the requested rate.
+    Raises FileNotFoundError for a missing file or a broken link, and ValueError, naming the file, for one
+    that is not audio, is empty, holds non-finite samples, lies outside [-1, 1], or has fewer than
+    ``min_samples`` samples at the requested rate.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(f"{path}: broken symbolic link (to {os.readlink(path)})")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such audio file")
     if path.suffix.lower() not in AUDIO_EXTENSIONS:

@@ -7,15 +7,18 @@ With a pitch tracker (``audio.pitch``), the frame-aligned pitch labels of the ca
 well. Files run in parallel worker processes. A run is resumable: an utterance whose files all exist is
 skipped (its statistics are re-read from the mel), and one with wave and mel but no pitch labels (a cache
 made without a tracker, or before trackers existed) gets its labels from the cached wave, with the mel
-left as it is. A file that fails is reported and skipped; the summary lists every failure, and so does
-``errors.txt``.
+left as it is. A damaged (empty or truncated) cache file is made again and named in the summary, and the
+temporary files of a killed run are removed. A file that fails is reported and skipped; the summary lists
+every failure, and so does ``errors.txt``. Workers end when the process that started them is killed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -45,21 +48,31 @@ class Summary:
     processed: int = 0
     skipped: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    remade: list[Path] = field(default_factory=list)  # damaged (empty or truncated) cache files made again
+    stale: int = 0  # temporary files of a killed run, removed
     seconds: float = 0.0
     wall: float = 0.0
 
     @property
     def ok(self) -> bool:
+        """Whether the cache holds at least one utterance (the CLI's exit status is 0 then, else 1)."""
         return self.processed + self.skipped > 0
 
     def report(self) -> str:
         failed = len(self.failures)
         line = f"{self.out}: {self.processed} processed, {self.skipped} already done, {failed} failed"
+        if failed:
+            line += f" (listed in {self.out / cache.ERRORS})"
+        if not self.ok:
+            line += "; no utterance is usable, so no manifest was written"
         if self.processed:
             rate, speed = self.processed / self.wall, self.seconds / self.wall
-            line += f" ({self.seconds / 60:.1f} min of audio in {self.wall:.1f} s: {rate:.1f} files/s, "
-            line += f"{speed:.1f} s of audio per s)"
-        return "\n".join([line] + [f"  failed: {message}" for _, message in self.failures])
+            line += f"; {self.seconds / 60:.1f} min of audio in {self.wall:.1f} s: {rate:.1f} files/s, "
+            line += f"{speed:.1f} s of audio per s"
+        lines = [line] + [f"  remade: {path}: damaged (truncated or empty)" for path in self.remade]
+        if self.stale:
+            lines.append(f"  removed {self.stale} temporary files left by a killed run")
+        return "\n".join(lines + [f"  failed: {message}" for _, message in self.failures])
 
 
 @lru_cache(maxsize=4)
@@ -67,8 +80,17 @@ def _extractor(config: MelConfig) -> MelExtractor:
     return MelExtractor(config)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker process once process ``parent`` is gone (killed), instead of waiting for work
+    for ever."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _features(
@@ -76,7 +98,7 @@ def _features(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(wave, mel, source seconds) of ``utt``, read from the cache if both are there, else made and saved."""
     wave_file, mel_file = cache.wave_path(out, utt.id), cache.mel_path(out, utt.id)
-    if wave_file.is_file() and mel_file.is_file():
+    if cache.intact(wave_file) and cache.intact(mel_file):
         wave = np.load(wave_file)
         return wave, np.load(mel_file), len(wave) / config.sample_rate
     wave = load_audio(utt.path, config.sample_rate)
@@ -121,7 +143,8 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[tuple]:
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_process, *job) for job in jobs]
         try:
             yield from (future.result() for future in as_completed(futures))
@@ -172,10 +195,16 @@ def preprocess(
     ``pitch_tracker`` is one of ``audio.pitch.TRACKERS``, or None for no pitch labels (unless the cache
     already has them). ``speakers`` keeps only those speakers, ``exclude_speakers`` leaves those out
     (e.g. to hold voices out of training entirely). ``workers`` defaults to the number of CPU cores; 1 runs
-    in this process.
+    in this process. Bad options are a ValueError before anything is written.
     """
     if pitch_tracker is not None and pitch_tracker not in TRACKERS:
         raise ValueError(f"unknown pitch tracker {pitch_tracker!r} (known: {', '.join(TRACKERS)})")
+    if trim_db is not None and not (math.isfinite(trim_db) and trim_db > 0):
+        raise ValueError(f"trim_db must be a number of dB above 0, got {trim_db}")
+    if loudness is not None and not math.isfinite(loudness):
+        raise ValueError(f"loudness must be a finite level in LUFS, got {loudness}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     config = get_preset(preset) if isinstance(preset, str) else preset
     workers = workers or os.cpu_count() or 1
     out = Path(out)
@@ -195,12 +224,14 @@ def preprocess(
     cache.write_text(out / cache.PRESET, config.to_json())
 
     start = time.perf_counter()
-    summary, results = Summary(out), {}
+    summary, results = Summary(out, stale=cache.remove_stale_temporaries(out)), {}
     todo = []
     for u in utterances:
         paths = [cache.wave_path(out, u.id), cache.mel_path(out, u.id)]
         paths += [cache.pitch_path(out, u.id)] if tracker else []
-        if all(path.is_file() for path in paths):
+        damaged = [path for path in paths if path.exists() and not cache.intact(path)]
+        summary.remade += damaged
+        if not damaged and all(path.is_file() for path in paths):
             mel = np.load(cache.mel_path(out, u.id))
             results[u.id] = ("skipped", mel.shape[1], MelStats.of(mel))
         else:

@@ -19,7 +19,8 @@ The non-intrusive one (``dnsmos``) scores a single waveform, so the reference it
   than those of SPTK ``mcep`` cepstra: compare MCDs within wavesynth only.
 * ``pesq_wideband``: ITU-T P.862.2 wide-band PESQ (MOS-LQO, -0.5 .. 4.64) of the ``pesq`` package on both
   signals resampled to 16 kHz; NaN when PESQ cannot score them (under 1/4 s, or no speech found).
-* ``stoi``: short-time objective intelligibility (Taal et al. 2011, ``pystoi``; 0 .. 1).
+* ``stoi``: short-time objective intelligibility (Taal et al. 2011, ``pystoi``; 0 .. 1); NaN for a silent
+  reference (peak below ``SILENCE_DBFS``, -60 dBFS), which pystoi would score 0 whatever the estimate.
 * ``dnsmos``: DNSMOS P.835 (Reddy et al. 2022, the ``speechmos`` package on ``onnxruntime``), a non-intrusive
   estimate of the mean opinion score listeners would give in an ITU-T P.835 test, 1 (bad) .. 5 (excellent),
   of one waveform alone (no reference): SIG the speech signal's quality, BAK how unobtrusive the background
@@ -56,6 +57,7 @@ MCD_ORDER = 24
 MCD_CONSTANT = 10 * math.sqrt(2) / math.log(10)
 DISTANCE_FLOOR = 1e-5  # magnitude floor of the distances: -100 dB re. a unit mel magnitude
 LOW_BAND_HZ = 1000.0  # the split of log_mel_distance_by_region
+SILENCE_DBFS = -60.0  # a reference whose peak stays below this is silent: it has no STOI
 
 
 def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,12 +159,21 @@ def pesq_wideband(reference: np.ndarray, estimate: np.ndarray, sample_rate: int)
         return math.nan
 
 
+def is_silent(wave: np.ndarray) -> bool:
+    """Whether ``wave`` is silent: empty, or no sample reaches ``SILENCE_DBFS`` (re. full scale 1)."""
+    wave = np.asarray(wave)
+    return wave.size == 0 or float(np.abs(wave).max()) < 10 ** (SILENCE_DBFS / 20)
+
+
 def stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
-    """STOI in [0, 1] (1: as intelligible as the reference; ``pystoi`` resamples to 10 kHz); NaN when the
-    reference has too few non-silent frames (pystoi warns and returns 1e-5 then)."""
+    """STOI in [0, 1] (1: as intelligible as the reference; ``pystoi`` resamples to 10 kHz); NaN for a
+    silent reference (``is_silent``: pystoi would score it 0) and when the reference has too few non-silent
+    frames (pystoi warns and returns 1e-5 then)."""
     from pystoi import stoi as pystoi_stoi
 
     reference, estimate = _pair(reference, estimate)
+    if is_silent(reference):
+        return math.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(pystoi_stoi(reference, estimate, sample_rate, extended=False))

@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,11 @@ from ..audio import AUDIO_EXTENSIONS, FeatureCache, MelConfig, MelExtractor, loa
 from ..audio.cache import MANIFEST
 from .griffin_lim import ITERATIONS, griffin_lim
 from .metrics import (
+    SILENCE_DBFS,
     dnsmos,
     dnsmos_available,
     f0_rmse_cents,
+    is_silent,
     log_mel_distance,
     log_mel_distance_by_region,
     mel_cepstral_distortion,
@@ -100,9 +103,16 @@ class Clip:
     rate: int | None = None
 
     def load(self, sample_rate: int) -> np.ndarray:
+        """The waveform at ``sample_rate``; OSError or a one-line ValueError, naming the file, for one that
+        cannot be read (an empty or truncated ``.npy`` included)."""
         if self.rate is None:
             return load_audio(self.path, sample_rate)
-        wave = np.load(self.path).astype(np.float32)
+        try:
+            wave = np.load(self.path, allow_pickle=False).astype(np.float32)
+        except (ValueError, EOFError) as error:
+            raise ValueError(f"{self.path}: damaged cache file ({error})") from None
+        if wave.ndim != 1 or wave.size == 0:
+            raise ValueError(f"{self.path}: damaged cache file (shape {wave.shape}, not a waveform)")
         if self.rate != sample_rate:
             wave = librosa.resample(wave, orig_sr=self.rate, target_sr=sample_rate, res_type="soxr_hq")
         return wave
@@ -155,7 +165,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Copy-synthesis of every clip by the model and by Griffin-Lim, and DNSMOS of the clip itself; writes
     the report (module docstring) and returns what metrics.json holds. ``progress`` is called with a line per
-    clip (and once with the notice when DNSMOS is unavailable)."""
+    clip (and once with the notice when DNSMOS is unavailable). A clip that cannot be read (or is too short
+    for a mel) is skipped with a one-line warning and listed under "skipped" in the report and metrics.json;
+    when no clip can be read, a one-line ValueError."""
     clips = [c if isinstance(c, Clip) else Clip(Path(c).stem, Path(c)) for c in files]
     if not clips:
         raise ValueError("no clips to evaluate")
@@ -170,12 +182,21 @@ def evaluate(
     with_dnsmos = dnsmos_available()
     if not with_dnsmos:
         (progress or _to_stderr)(DNSMOS_NOTICE)
-    rows, pictures = [], []
-    for index, clip in enumerate(clips):
-        wave = clip.load(rate)
-        mel = vocoder.mel(wave)
-        if index == 0:
+    rows, pictures, skipped, silent = [], [], [], []
+    for clip in clips:
+        try:
+            wave = clip.load(rate)
+            mel = vocoder.mel(wave)
+        except (ValueError, OSError) as error:
+            reason = " ".join(str(error).split())
+            reason = reason if str(clip.path) in reason else f"{clip.path}: {reason}"
+            skipped.append({"id": clip.id, "path": str(clip.path), "reason": reason})
+            warnings.warn(f"skipped clip {clip.id}: {reason}", stacklevel=2)
+            continue
+        if not rows:
             vocoder.synthesize(mel[:, :WARM_UP_FRAMES])
+        if is_silent(wave):
+            silent.append(clip.id)
         outputs, seconds = {}, {}
         for system, synthesize in systems.items():
             started = time.perf_counter()
@@ -189,7 +210,7 @@ def evaluate(
                 scores["rtf"] = real_time_factor(seconds[system], audio.shape[-1], rate)
             clip_rows[system] = _row(clip.id, system, wave.shape[0] / rate, scores)
         rows += clip_rows.values()
-        if index < figures:
+        if len(pictures) < figures:
             name = f"spectrograms_{_safe(clip.id)}.png"
             plot_spectrograms(wave, {k: outputs[k] for k in ("model", "griffin-lim")}, config, out / name,
                               title=clip.id)
@@ -199,14 +220,19 @@ def evaluate(
             quality = f", DNSMOS OVRL {model_row['dnsmos_ovrl']:.2f}" if with_dnsmos else ""
             progress(f"{clip.id}: PESQ {model_row['pesq_wb']:.2f}, STOI {model_row['stoi']:.3f}{quality}, "
                      f"RTF {model_row['rtf']:.3g}")
+    if not rows:
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise ValueError(f"no clip could be read: {skipped[0]['reason']}{more}")
     result = {
         "model": _describe(vocoder),
-        "files": len(clips),
+        "files": len(rows) // len(SYSTEMS),
         "audio_seconds": sum(r["seconds"] for r in rows if r["system"] == "model"),
         "dnsmos": with_dnsmos,
         "summary": summarise(rows),
         "per_file": rows,
         "figures": pictures,
+        "skipped": skipped,
+        "silent_references": silent,
     }
     (out / "metrics.json").write_text(json.dumps(_json_safe(result), indent=2) + "\n", encoding="utf-8")
     _write_csv(rows, out / "per_file.csv")
@@ -230,14 +256,15 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
 
 def markdown(result: dict[str, Any], config: MelConfig) -> str:
     """report.md from the result of ``evaluate``."""
-    model = result["model"]
+    model, skipped, silent = result["model"], result.get("skipped", []), result.get("silent_references", [])
     header = "| system | " + " | ".join(f"{title} {better}" for title, _, better in METRICS.values()) + " |"
     lines = [
         f"# Copy-synthesis evaluation: {model['name'] or 'model'}",
         "",
         f"{result['files']} clips, {result['audio_seconds']:.1f} s of audio; model kind {model['kind']}, "
         f"preset {config.name} ({config.sample_rate} Hz, hop {config.hop_length}, {config.n_mels} mels), "
-        f"device {model['device']}, precision {model.get('precision', 'fp32')}.",
+        f"device {model['device']}, precision {model.get('precision', 'fp32')}."
+        + (f" {len(skipped)} clips could not be read and are skipped (listed below)." if skipped else ""),
         "",
         "Each clip is turned into the model's mel and back into audio by the model and by Griffin-Lim "
         "(fast Griffin-Lim on the pseudo-inverse of the mel filterbank), and each output is compared with "
@@ -275,7 +302,9 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         "- MCD: mel-cepstral distortion 10·√2/ln10 · mean_t ‖Δc_1..24‖ of the DCT of the log mel power "
         "spectra (c0 excluded).",
         "- PESQ: ITU-T P.862.2 wide-band at 16 kHz (-0.5 .. 4.64); STOI: 0 .. 1. "
-        "Clips without speech PESQ can detect are left out of its mean.",
+        "Clips without speech PESQ can detect are left out of its mean, and from STOI's each clip whose "
+        f"reference is silent (peak below {SILENCE_DBFS:g} dBFS; pystoi would score it 0)"
+        + (": " + ", ".join(f"`{uid}`" for uid in silent) if silent else "; none here") + ".",
         "- DNSMOS: DNSMOS P.835 (`speechmos`), a non-intrusive estimate of listeners' mean opinion score "
         "(1 .. 5) from the output alone: SIG the speech, BAK the background (5: no noise), OVRL overall; "
         "9.01 s windows at 16 kHz hopped by 1 s, averaged; a shorter clip is repeated until it is "
@@ -287,6 +316,8 @@ def markdown(result: dict[str, Any], config: MelConfig) -> str:
         "",
         "Per clip: `per_file.csv`, `metrics.json`.",
     ]
+    if skipped:
+        lines += ["", "Skipped (could not be read):", "", *(f"- `{s['id']}`: {s['reason']}" for s in skipped)]
     for name in result["figures"]:
         lines += ["", f"![{name}]({name})"]
     return "\n".join(lines) + "\n"
