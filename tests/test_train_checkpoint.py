@@ -70,3 +70,19 @@ def test_sigkill_at_random_moments_never_leaves_a_damaged_checkpoint(tmp_path):
             assert state["step"] == step and torch.all(state["weights"] == step)
         folder.remove_stale_temporaries()
         assert not list(folder.folder.glob(".*.tmp-*"))
+
+
+def test_load_newest_skips_unreadable_checkpoints_and_says_why(tmp_path):
+    folder = CheckpointDir(tmp_path)
+    for step in (1, 2, 3):
+        folder.save({"step": step, "w": torch.zeros(1000)})
+    folder.step_path(3).write_bytes(folder.step_path(3).read_bytes()[:500])  # truncated
+    path, state, errors = folder.load_newest()
+    assert (path, state["step"]) == (folder.step_path(2), 2)
+    assert len(errors) == 1 and errors[0].startswith(f"cannot read checkpoint {folder.step_path(3)}")
+    for step in (1, 2):
+        folder.step_path(step).write_bytes(b"")
+    with pytest.raises(ValueError) as error:
+        folder.load_newest()
+    assert str(error.value).startswith(f"no readable checkpoint in {tmp_path} (cannot read checkpoint")
+    assert str(error.value).count("cannot read checkpoint") == 3 and "\n" not in str(error.value)

@@ -48,10 +48,22 @@ def test_round_trip_through_toml(tmp_path):
     ({"train": {"bf16": 1}}, "train.bf16 must be true or false, got 1"),
     ({"train": {"precision": "fp16"}}, "train.precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
     ({"train": {"steps": True}}, "train.steps must be an integer, got True"),
-    ({"train": {"lr": -1}}, "train.lr must be > 0, got -1.0"),
+    ({"train": {"lr": -1}}, "train.lr must be a finite number > 0, got -1.0"),
     ({"train": {"optimizer": "sgd"}}, "train.optimizer must be one of 'adam', 'adamw', got 'sgd'"),
     ({"train": {"betas": [0.9]}}, "train.betas must be a list of 2 values, got [0.9]"),
     ({"train": {"ema_decay": 1.0}}, "train.ema_decay must lie in [0, 1), got 1.0"),
+    ({"train": {"ema_decay": -0.1}}, "train.ema_decay must lie in [0, 1), got -0.1"),
+    ({"train": {"ema_decay": float("nan")}}, "train.ema_decay must lie in [0, 1), got nan"),
+    ({"train": {"lr": float("inf")}}, "train.lr must be a finite number > 0, got inf"),
+    ({"train": {"lr": float("nan")}}, "train.lr must be a finite number > 0, got nan"),
+    ({"train": {"lr": 0}}, "train.lr must be a finite number > 0, got 0.0"),
+    ({"train": {"lr": 0, "schedule": "constant"}}, "train.lr must be a finite number > 0, got 0.0"),
+    ({"train": {"min_lr": float("nan")}}, "train.min_lr must be between 0 and lr, got nan"),
+    ({"train": {"steps": 0}}, "train.steps must be >= 1, got 0"),
+    ({"train": {"grad_clip": -1}}, "train.grad_clip must be >= 0 (0 disables clipping), got -1.0"),
+    ({"train": {"grad_clip": float("inf")}}, "train.grad_clip must be finite (0 disables clipping), got inf"),
+    ({"train": {"eps": float("inf")}}, "train.eps must be a finite number > 0, got inf"),
+    ({"train": {"weight_decay": float("nan")}}, "train.weight_decay must be a finite number >= 0, got nan"),
     ({"model": {"dilations": [1, "2"]}}, "model.dilations[1] must be an integer, got '2'"),
     ({"model": 3}, "model must be a table, got 3"),
 ])
@@ -82,6 +94,26 @@ def test_bad_toml_file_is_a_value_error(tmp_path):
     path.write_text("[train\n")
     with pytest.raises(ValueError, match="bad.toml is not valid TOML"):
         load_config(Config, path)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lr=inf", "train.lr must be a finite number > 0, got inf"),
+    ("train.lr=nan", "train.lr must be a finite number > 0, got nan"),
+    ("train.lr=-1e-3", "train.lr must be a finite number > 0, got -0.001"),
+    ("train.steps=0", "train.steps must be >= 1, got 0"),
+])
+def test_bad_numbers_on_the_command_line_are_one_line_errors(override, message):
+    with pytest.raises(ValueError) as error:
+        load_config(Config, overrides=[override])
+    assert str(error.value) == message
+
+
+def test_toml_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[train]\nrun_dir = "runs/caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ValueError) as error:
+        load_config(Config, path)
+    assert str(error.value).startswith(f"{path} is not UTF-8 text") and "\n" not in str(error.value)
 
 
 def test_precision_defaults_to_auto_and_is_saved_under_its_own_name(tmp_path):

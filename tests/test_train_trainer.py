@@ -5,12 +5,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from test_train_toy import ToyTask, metrics_rows, toy_config
 
+from wavesynth.audio import preprocess
+from wavesynth.cli import main
 from wavesynth.train import CheckpointDir, NonFiniteError, Trainer, load_checkpoint
+from wavesynth.train.optim import lr_factor
 
 TOY_SCRIPT = Path(__file__).with_name("test_train_toy.py")
 
@@ -189,3 +193,110 @@ def test_sigkill_mid_write_leaves_previous_checkpoint_loadable(tmp_path):
     trainer = Trainer(ToyTask(config), resume=True)
     assert trainer.step == 2 and not list(run.glob(".*.tmp-*"))
     assert trainer.fit().step == 4
+
+
+def test_resume_applies_a_changed_lr_schedule_from_the_resumed_step(tmp_path):
+    """train.lr, min_lr, schedule and steps changed on --resume: every update after it follows the new
+    schedule (lr * lr_factor(step)), and the log says so."""
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=8"))).fit()
+    config = toy_config(tmp_path, "train.steps=12", "train.lr=1e-3", "train.min_lr=1e-4",
+                        "train.schedule=linear")
+    task = ToyTask(config)
+    trainer = Trainer(task, resume=True)
+    used: list[float] = []
+    task.on_loss = lambda call: used.append(trainer.optimizer.param_groups[0]["lr"])
+    assert trainer.fit().step == 12
+    factor = lr_factor(config.train)
+    expected = [1e-3 * factor(step) for step in range(8, 12) for _ in range(config.train.grad_accum)]
+    assert used == expected
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(1e-4)  # linear decay ends at the new min_lr
+    assert {g["lr"] for g in trainer.optimizer.param_groups} == {trainer.scheduler.get_last_lr()[0]}
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "changed since the checkpoint: train.lr: 0.01 -> 0.001" in log
+    assert f"the config's lr schedule applies from step 8: lr {expected[0]:.3g} (the checkpoint's 0)" in log
+
+
+def test_resume_with_fewer_steps_than_done_is_refused(tmp_path):
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=8"))).fit()
+    with pytest.raises(ValueError, match=r"train.steps \(4\) is below the step of .* \(8\); resume with "
+                                         r"train.steps >= 8"):
+        Trainer(ToyTask(toy_config(tmp_path, "train.steps=4")), resume=True)
+
+
+def test_resume_after_a_model_size_change_names_the_setting(tmp_path):
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=4"))).fit()
+    with pytest.raises(ValueError) as error:
+        Trainer(ToyTask(toy_config(tmp_path, "train.steps=4", "model.hidden=16")), resume=True)
+    message = str(error.value)
+    assert "model.hidden: 8 -> 16" in message and "train.run_dir" in message and "\n" not in message
+
+
+def test_resume_falls_back_past_a_corrupt_newest_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=8"))).fit()
+    newest = run / "step-00000008.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated from outside (disk, copy)
+    trainer = Trainer(ToyTask(toy_config(tmp_path, "train.steps=12")), resume=True)
+    assert trainer.step == 4
+    log = (run / "log.txt").read_text()
+    assert f"cannot read checkpoint {newest}: truncated or corrupt?" in log
+    assert "falling back to the previous checkpoint" in log
+    assert f"resumed from {run / 'step-00000004.pt'} at step 4" in log
+    assert trainer.fit().step == 12
+    assert load_checkpoint(newest)["step"] == 8  # rewritten when the run got there again
+
+
+def test_resume_with_no_readable_checkpoint_is_a_one_line_error(tmp_path):
+    run = tmp_path / "run"
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=8"))).fit()
+    for path in CheckpointDir(run).steps():
+        CheckpointDir(run).step_path(path).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError) as error:
+        Trainer(ToyTask(toy_config(tmp_path, "train.steps=12")), resume=True)
+    message = str(error.value)
+    assert message.startswith(f"no readable checkpoint in {run}") and "step-00000004.pt" in message
+    assert "\n" not in message
+
+
+def test_validation_loss_is_the_exact_mean_over_a_ragged_last_batch(tmp_path):
+    """5 validation items in batches of 2, 2 and 1: the mean over the items, each weighted once."""
+    config = toy_config(tmp_path, "data.val_size=5", "train.val_batch_size=2", "train.steps=2",
+                        "train.val_every=2", "train.warmup_steps=0", "train.precision=fp32")
+    trainer = Trainer(task := ToyTask(config))
+    trainer.fit()
+    x, y = task.val_data()[:]
+    model = trainer.ema.module
+    with torch.no_grad():
+        expected = task.validate(model, (x, y))["loss"].item()
+        by_batch = [task.validate(model, (x[i:i + 2], y[i:i + 2]))["loss"].item() for i in (0, 2, 4)]
+    assert trainer.best_metric == pytest.approx(expected, rel=1e-6)
+    assert abs(sum(by_batch) / 3 - expected) > 1e-4  # a plain mean of the batch means would differ
+
+
+@pytest.fixture(scope="module")
+def short_cache(tmp_path_factory) -> Path:
+    """A hifigan-22k feature cache of four 0.3 s chirps (26 mel frames each; one in the validation split)."""
+    root = tmp_path_factory.mktemp("corpus")
+    t = np.arange(int(22050 * 0.3)) / 22050
+    for i in range(4):
+        wave = 0.3 * np.sin(2 * np.pi * (300 + 100 * i) * t)
+        sf.write(root / f"u{i}.wav", wave.astype(np.float32), 22050)
+    out = tmp_path_factory.mktemp("cache")
+    preprocess("folder", root, out, "hifigan-22k", trim_db=None, valid_fraction=0.25, pitch_tracker=None,
+               progress=False, workers=1)
+    return out
+
+
+@pytest.mark.parametrize(("setting", "split"), [("segment_frames", "train"), ("val_segment_frames", "valid")])
+def test_crops_longer_than_every_utterance_are_refused(short_cache, tmp_path, capsys, setting, split):
+    """A crop longer than the longest utterance would be mostly padding (and a huge one took the whole
+    machine's memory): one line naming the setting and the bound."""
+    config = tmp_path / "teacher.toml"
+    config.write_text(f'[data]\ncaches = ["{short_cache}"]\n\n[train]\nrun_dir = "{tmp_path / "run"}"\n')
+    tiny = ["model.layers=2", "model.cycles=1", "model.residual_channels=8", "model.gate_channels=8",
+            "model.skip_channels=8", "data.segment_frames=4", "data.val_segment_frames=8",
+            "train.batch_size=2", "train.progress=false"]
+    assert main(["train", "teacher", "--config", str(config), *tiny, f"data.{setting}=10000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"wavesynth: error: data.{setting} (10000000) is longer than every {split!r} "
+                          "utterance") and "at most 26" in err and err.count("\n") == 1

@@ -87,10 +87,18 @@ def _read_array(path: str, what: str):
         raise CommandError(f"{path}: the {what} must be a .npy file")
     if not os.path.isfile(path):
         raise CommandError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise CommandError(f"{path}: an empty file, not a numpy array")
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as error:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as error:
         raise CommandError(f"{path}: not a numpy array file ({error})") from None
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive whatever the file's name
+        array.close()
+        raise CommandError(f"{path}: an .npz archive, not a .npy array (save the {what} with np.save)")
+    if array.dtype.kind not in "biufc":
+        raise CommandError(f"{path}: holds {array.dtype} values, not numbers")
+    return array
 
 
 def _read_mel(path: str):
@@ -103,13 +111,50 @@ def _read_mel(path: str):
     return mel
 
 
+def _check_writable(path: str) -> None:
+    """Fail before synthesis (minutes for a long clip) when ``path`` cannot be opened for writing: a folder,
+    a read-only place. Makes the folders above it; leaves no file behind."""
+    existed = os.path.lexists(path)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as error:
+        raise CommandError(f"{path}: cannot write --out ({error})") from None
+    if not existed:
+        os.remove(path)
+
+
+def _write_audio(path: str, audio, sample_rate: int) -> None:
+    """``save_audio`` to a temporary file, then copied to ``path``: a failed write (a full disk, /dev/full)
+    is one line and leaves no partial file."""
+    import shutil
+    import tempfile
+
+    from wavesynth.audio import save_audio
+
+    with tempfile.TemporaryDirectory() as folder:
+        encoded = os.path.join(folder, "audio" + os.path.splitext(path)[1])
+        try:
+            save_audio(encoded, audio, sample_rate)
+        except (OSError, RuntimeError) as error:  # soundfile's errors are RuntimeErrors
+            raise CommandError(f"{path}: cannot encode the audio in {folder} ({error})") from None
+        try:
+            shutil.copyfile(encoded, path)
+        except OSError as error:
+            if os.path.isfile(path) and not os.path.islink(path):
+                os.remove(path)
+            raise CommandError(f"{path}: cannot write the audio ({error})") from None
+
+
 def _synthesize(args: argparse.Namespace) -> int:
     import time
 
-    from wavesynth.audio import load_audio, save_audio
+    from wavesynth.audio import load_audio
 
     if os.path.splitext(args.out)[1].lower() not in (".wav", ".flac"):
         raise CommandError(f"{args.out}: --out must end in .wav or .flac")
+    _check_writable(args.out)
     voc = _vocoder(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -122,8 +167,7 @@ def _synthesize(args: argparse.Namespace) -> int:
         audio = voc.synthesize(mel, f0=f0, pitch_scale=args.pitch_scale)
         spent = time.perf_counter() - started
     _report_warnings(caught)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    save_audio(args.out, audio, voc.sample_rate)
+    _write_audio(args.out, audio, voc.sample_rate)
     seconds = audio.shape[0] / voc.sample_rate
     print(f"{args.out}: {seconds:.2f} s at {voc.sample_rate} Hz from {mel.shape[-1]} mel frames by "
           f"{voc.name} ({voc.kind}, {voc.precision}) in {spent:.2f} s ({spent / seconds:.3g}x real time)")
@@ -178,12 +222,18 @@ def _models(args: argparse.Namespace) -> int:
         print(f"no pretrained models in {PRETRAINED_DIR}")
         return 0
     default_name = default_model()
+    broken = 0
     for name in names:
-        info = pretrained_config(name)
+        try:
+            info = pretrained_config(name)
+        except (ValueError, OSError) as error:  # list the others; exit status 1
+            print(f"wavesynth: warning: skipped {name}: {error}", file=sys.stderr)
+            broken += 1
+            continue
         mel = info["mel"]
         default = "  (default)" if name == default_name else ""
         print(f"{name:28s} {info['kind']:8s} {mel['name']:16s} {mel['sample_rate']} Hz{default}")
-    return 0
+    return 1 if broken else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

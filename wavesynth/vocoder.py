@@ -3,7 +3,8 @@
 A model folder (the shipped ones are ``pretrained/<name>/`` at the top of the repository)::
 
     config.json    {"name", "kind": "student" | "teacher", "model": StudentConfig or WaveNetConfig dict,
-                    "mel": MelConfig dict, "mel_stats": MelStats dict or null, "training": {facts}}
+                    "mel": MelConfig dict, "mel_stats": MelStats dict or null, "training": {facts},
+                    "weights_sha256": model.pt's sha256, checked on load (optional)}
     model.pt       the weights: a plain state_dict, read with torch.load(weights_only=True)
     pitch.json     for a model with an excitation: its F0 predictor (``wavesynth.pitch.PitchPredictor``)
     pitch.pt
@@ -31,7 +32,9 @@ whole utterance and each chunk takes its slice, so chunked output still equals u
 
 from __future__ import annotations
 
+import hashlib
 import json
+import numbers
 import os
 import sys
 import time
@@ -62,10 +65,12 @@ def _pretrained_dir() -> Path:
 
 PRETRAINED_DIR = _pretrained_dir()
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.pt"
+HASH_KEY = "weights_sha256"
 KINDS = ("student", "teacher")
 CHUNK_FRAMES = 512
 DEFAULT_MODEL = "ljspeech-22k-student"  # the 22.05 kHz HiFi-GAN convention, the most common one
 NOISE_BLOCK = 1 << 16
+MAX_TEMPERATURE = 10.0  # synthesize's largest temperature (1: the trained spread; a student gives NaN at 1e6)
 
 MelInput = np.ndarray | Tensor
 
@@ -79,12 +84,21 @@ def list_pretrained() -> list[str]:
 
 def default_model() -> str | None:
     """The model ``from_pretrained()`` loads: ``DEFAULT_MODEL`` when shipped, else the first shipped student
-    by name, else the first shipped model; None when nothing is shipped."""
+    by name (folders whose config.json cannot be read are no student), else the first shipped model; None
+    when nothing is shipped."""
     names = list_pretrained()
     if DEFAULT_MODEL in names:
         return DEFAULT_MODEL
-    students = [n for n in names if _read_config(PRETRAINED_DIR / n / CONFIG_FILE)["kind"] == "student"]
+    students = [n for n in names if _kind(PRETRAINED_DIR / n) == "student"]
     return (students or names or [None])[0]
+
+
+def _kind(folder: Path) -> str | None:
+    """The kind in a model folder's config.json; None when it cannot be read."""
+    try:
+        return _read_config(folder / CONFIG_FILE)["kind"]
+    except (OSError, ValueError):
+        return None
 
 
 def pretrained_config(name_or_path: str | os.PathLike | None = None) -> dict:
@@ -116,12 +130,39 @@ def _read_config(path: Path) -> dict:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(info).__name__}")
     missing = [key for key in ("name", "kind", "model", "mel", "mel_stats") if key not in info]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}")
     if info["kind"] not in KINDS:
         raise ValueError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
+    try:
+        MelConfig.from_dict(info["mel"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: bad mel settings ({error})") from None
     return info
+
+
+def _sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_hash(info: dict, weights: Path) -> None:
+    """A one-line ValueError when config.json records a ``weights_sha256`` that ``weights`` does not have
+    (a damaged or replaced file); nothing to check without the key."""
+    expected = info.get(HASH_KEY)
+    if expected is None:
+        return
+    actual = _sha256(weights)
+    if actual != expected:
+        raise ValueError(f"{weights}: its sha256 {actual[:16]}… is not {HASH_KEY} {str(expected)[:16]}… in "
+                         f"{CONFIG_FILE}: the file is damaged or was replaced (export or download it again)")
 
 
 def _stats_dict(stats: MelStats) -> dict:
@@ -137,6 +178,8 @@ def _stats_from_dict(data: dict | None) -> MelStats | None:
 
 def _as_tensor(x: MelInput, what: str) -> Tensor:
     if isinstance(x, np.ndarray):
+        if x.dtype.kind != "f":
+            raise ValueError(f"expected a float {what}, got dtype {x.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, Tensor):
         raise ValueError(f"expected a {what} as a numpy array or torch tensor, got {type(x).__name__}")
@@ -254,6 +297,7 @@ class Vocoder:
             except (TypeError, KeyError, ValueError) as error:
                 raise ValueError(f"{path / CONFIG_FILE}: {error}") from None
             load_fitting_state(model, read_state_dict(path / WEIGHTS_FILE), path / WEIGHTS_FILE, CONFIG_FILE)
+            _check_hash(info, path / WEIGHTS_FILE)
             if model.config.excitation_channels and (path / PITCH_CONFIG_FILE).is_file():
                 predictor = PitchPredictor.load(path)
         try:
@@ -295,6 +339,11 @@ class Vocoder:
         """The model's features of ``wave`` ((T,) or (B, T) float at ``sample_rate``): float32
         (n_mels, ceil(T / hop)) or (B, n_mels, ceil(T / hop)), normalised when the preset says so."""
         wave = _as_tensor(wave, "waveform")
+        stereo = wave.dim() == 2 and wave.shape[1] == 2 and wave.shape[0] > 2  # (T, 2), not 2-sample clips
+        if wave.dim() not in (1, 2) or stereo:
+            hint = ": stereo? average the channels, e.g. wave.mean(axis=1)" if stereo else ""
+            raise ValueError(f"expected a mono waveform (T,) or a batch (B, T), got {tuple(wave.shape)}"
+                             f"{hint}")
         if not wave.isfinite().all():
             raise ValueError("waveform holds NaN or infinite samples")
         with torch.inference_mode():
@@ -342,14 +391,21 @@ class Vocoder:
     ) -> np.ndarray | list[np.ndarray]:
         """Audio from mel-spectrograms: float32 (frames·hop,) for one (n_mels, frames) mel, (B, frames·hop)
         for a (B, n_mels, frames) array, and a list for a list of mels of any lengths; clipped to [-1, 1].
-        The noise comes from ``seed``; ``temperature`` scales it (student) or each step's spread (teacher).
-        Both run in chunks (bounded memory); a teacher generates sample by sample (slow).
+        The noise comes from ``seed``; ``temperature`` (0 to ``MAX_TEMPERATURE``) scales it (student) or each
+        step's spread (teacher). Both run in chunks (bounded memory); a teacher generates sample by sample
+        (slow).
 
         For a model with an excitation, ``f0`` (Hz, 0 = unvoiced; (frames,) per mel, batched like ``mel``)
         replaces the predicted F0 (``pitch``), and ``pitch_scale`` multiplies the F0 used: a pitch shift
         that keeps the mel's spectral envelope."""
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not 0 <= temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be a number in [0, {MAX_TEMPERATURE:g}], got {temperature!r}")
+        temperature = float(temperature)
         if isinstance(mel, np.ndarray | Tensor):
             if mel.ndim == 3:
+                if mel.shape[0] == 0:
+                    raise ValueError(f"empty batch {tuple(mel.shape)}: no mel to synthesise")
                 mels = [self._check_mel(m) for m in mel]
                 f0s = self._check_f0s(f0, mels, pitch_scale)
                 return np.stack(self._synthesize(mels, temperature, seed, f0s))
@@ -357,7 +413,9 @@ class Vocoder:
             f0s = self._check_f0s(None if f0 is None else [f0], mels, pitch_scale)
             return self._synthesize(mels, temperature, seed, f0s)[0]
         if not isinstance(mel, Sequence) or not mel:
-            raise ValueError("expected a mel-spectrogram, a batch of them or a non-empty list of them")
+            got = "an empty list" if isinstance(mel, Sequence) else type(mel).__name__
+            raise ValueError(f"expected a mel-spectrogram, a batch of them or a non-empty list of them, "
+                             f"got {got}")
         mels = [self._check_mel(m) for m in mel]
         return self._synthesize(mels, temperature, seed, self._check_f0s(f0, mels, pitch_scale))
 
@@ -575,7 +633,8 @@ def export_pretrained(
     name: str | None = None,
     pitch: str | os.PathLike | None = None,
 ) -> Path:
-    """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt).
+    """Turn a training checkpoint (its EMA weights) into a model folder ``out_dir`` (config.json, model.pt;
+    config.json records model.pt's sha256, which loading checks).
 
     A model with an excitation takes its pitch predictor along: ``pitch`` is a ``wavesynth train pitch``
     checkpoint (its EMA weights) or a folder holding pitch.json and pitch.pt; the predictor must read the
@@ -600,6 +659,7 @@ def export_pretrained(
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
                     out / WEIGHTS_FILE)
+    info[HASH_KEY] = _sha256(out / WEIGHTS_FILE)
     (out / CONFIG_FILE).write_text(json.dumps(info, indent=2, default=_json_default) + "\n", encoding="utf-8")
     if predictor is not None:
         predictor.save(out)

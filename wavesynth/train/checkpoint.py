@@ -45,13 +45,18 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint without executing code from it."""
+    """Read a checkpoint without executing code from it; a plain state_dict (a model folder's model.pt) is
+    a one-line ValueError: it is no training checkpoint."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from None
+        raise ValueError(f"cannot read checkpoint {path}: {_load_failure(error)}") from None
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: a model folder's weights (a plain state_dict), not a training checkpoint "
+                         "(a run's best.pt or step-*.pt)")
+    return state
 
 
 class CheckpointDir:
@@ -79,6 +84,20 @@ class CheckpointDir:
         """The newest step checkpoint, or None."""
         steps = self.steps()
         return self.step_path(steps[-1]) if steps else None
+
+    def load_newest(self) -> tuple[Path, dict[str, Any], list[str]]:
+        """The newest step checkpoint that can be read, its state, and why each newer one could not be read
+        (damaged from outside: disk, copy); a one-line ValueError when none can."""
+        errors = []
+        for step in reversed(self.steps()):
+            path = self.step_path(step)
+            try:
+                return path, load_checkpoint(path), errors
+            except (ValueError, FileNotFoundError) as error:
+                errors.append(str(error))
+        found = "; ".join(errors) or "it holds none"
+        raise ValueError(f"no readable checkpoint in {self.folder} ({found}); move the damaged files away "
+                         "to start afresh, or choose another train.run_dir")
 
     def save(self, state: dict[str, Any], best: bool = False) -> Path:
         """Save a step checkpoint (and prune old ones), or ``best.pt`` when ``best``."""
@@ -108,7 +127,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a truncated, corrupt or foreign file
-        raise ValueError(f"{path}: not a readable weights file, truncated or corrupt? ({error})") from None
+        raise ValueError(f"{path}: not a readable weights file, {_load_failure(error)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state_dict (names -> tensors)")
     bad = [name for name, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
@@ -119,13 +138,40 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_fitting_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path,
                        config_file: str) -> None:
-    """``model.load_state_dict(state)``, or a one-line ValueError naming the missing, unexpected and
-    resized weights when ``state`` (read from ``path``) does not fit the model built from ``config_file``."""
+    """``model.load_state_dict(state)``, or a one-line ValueError naming the first resized, missing and
+    unexpected weights (with the resized one's shapes) when ``state``, read from ``path``, does not fit the
+    model built from ``config_file``."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     resized = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or resized:
-        raise ValueError(f"{path}: weights do not fit the model in {config_file} (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}, other shapes {resized[:3]})")
+    problems = []
+    if resized:
+        first = resized[0]
+        shapes = tuple(state[first].shape), tuple(expected[first].shape)
+        problems.append(f"{first} is {shapes[0]} in the file, {shapes[1]} in the model{_more(resized)}")
+    if missing:
+        problems.append(f"missing {missing[0]}{_more(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected[0]}{_more(unexpected)}")
+    if problems:
+        raise ValueError(f"{path}: weights do not fit the model in {config_file}: {'; '.join(problems)}")
     model.load_state_dict(state)
+
+
+def _more(names: list[str]) -> str:
+    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line and without torch's advice to retry with
+    weights_only=False: a refused pickle is named by the callable it would have run."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        called = re.search(r"GLOBAL ([\w.]+)", text)
+        if called:
+            return f"refused a pickle that would run {called.group(1)} (loading never runs code from a file)"
+        operand = re.search(r"Unsupported operand \d+", text)
+        return f"truncated or corrupt? ({operand.group(0) if operand else 'unsupported pickle content'})"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"truncated or corrupt? ({lines[0] if lines else type(error).__name__})"

@@ -4,13 +4,14 @@ A config is a dataclass whose fields are ``bool``, ``int``, ``float``, ``str``, 
 ``X | None``, ``list[X]``, ``tuple[X, ...]``/``tuple[X, Y]``, ``dict[str, X]`` (``X`` may be ``Any``) or
 another config dataclass (a TOML table).
 Value checks beyond types go in ``__post_init__`` as ``ValueError("name must be ..., got ...")``; errors
-are reported with the full dotted key, e.g. ``train.lr must be > 0, got -1.0``.
+are reported with the full dotted key, e.g. ``train.lr must be a finite number > 0, got -1.0``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -94,12 +95,16 @@ class TrainConfig:
             _require(getattr(self, name) >= 1, name, "must be >= 1", getattr(self, name))
         for name in ("warmup_steps", "val_batch_size", "num_workers"):
             _require(getattr(self, name) >= 0, name, "must be >= 0", getattr(self, name))
-        _require(self.lr > 0, "lr", "must be > 0", self.lr)
+        # comparisons are written so that nan fails them; inf is refused where it would pass
+        _require(0 < self.lr < math.inf, "lr", "must be a finite number > 0", self.lr)
         _require(0 <= self.min_lr <= self.lr, "min_lr", "must be between 0 and lr", self.min_lr)
         _require(all(0 <= b < 1 for b in self.betas), "betas", "must lie in [0, 1)", self.betas)
-        _require(self.eps > 0, "eps", "must be > 0", self.eps)
-        _require(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
+        _require(0 < self.eps < math.inf, "eps", "must be a finite number > 0", self.eps)
+        _require(0 <= self.weight_decay < math.inf, "weight_decay", "must be a finite number >= 0",
+                 self.weight_decay)
         _require(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)", self.grad_clip)
+        _require(self.grad_clip < math.inf, "grad_clip", "must be finite (0 disables clipping)",
+                 self.grad_clip)
         _require(0 <= self.ema_decay < 1, "ema_decay", "must lie in [0, 1)", self.ema_decay)
         _require(self.warmup_steps <= self.steps, "warmup_steps", "must be <= steps", self.warmup_steps)
         _require(self.run_dir != "", "run_dir", "must not be empty", self.run_dir)
@@ -189,6 +194,9 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
                 data = tomllib.load(file)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path} is not valid TOML: {error}") from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as "
+                             "UTF-8") from None
     for item in overrides:
         key, value, owner = _parse_override(cls, item)
         *tables, name = key.split(".")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,3 +46,25 @@ def lr_factor(config: TrainConfig) -> Callable[[int], float]:
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> LambdaLR:
     """Sets the learning rate of each step to ``config.lr * lr_factor(config)(step)``."""
     return LambdaLR(optimizer, lr_factor(config))
+
+
+def resume_optimizer(optimizer: torch.optim.Optimizer, scheduler: LambdaLR, optimizer_state: dict[str, Any],
+                     scheduler_state: dict[str, Any], config: TrainConfig) -> float:
+    """Load a checkpoint's optimiser and schedule states into ``optimizer`` and ``scheduler`` (both just
+    built from ``config``), keeping ``config``'s settings; returns the lr the checkpoint would have used.
+
+    The moments and counters come from the checkpoint; the hyper-parameters (Adam or AdamW, betas, eps,
+    weight decay) and the schedule from ``config``: the next update's lr is ``config.lr *
+    lr_factor(config)(step)``, so a changed ``lr``, ``min_lr``, ``warmup_steps``, ``schedule`` or ``steps``
+    applies from the resumed step on. With the checkpoint's own config this equals a plain load, bit for bit.
+    """
+    fresh = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(scheduler_state)
+    saved = scheduler.get_last_lr()[0]
+    lr = config.lr * lr_factor(config)(scheduler.last_epoch)  # as LambdaLR computes it
+    for group, settings in zip(optimizer.param_groups, fresh, strict=True):
+        group.update(settings, lr=lr)  # with initial_lr = config.lr
+    scheduler.base_lrs = [config.lr] * len(fresh)
+    scheduler._last_lr = [lr] * len(fresh)  # what get_last_lr() reports; LambdaLR has no setter for it
+    return saved

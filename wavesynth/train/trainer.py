@@ -20,17 +20,20 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import CheckpointDir, load_checkpoint
+from .checkpoint import CheckpointDir
 from .config import TrainConfig, save_config, to_dict, upgrade_dict
 from .data import ResumableSampler
 from .ema import EMA
 from .logger import RunLogger
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, resume_optimizer
 from .precision import autocast, describe_precision, resolve_precision
 from .rng import get_rng_state, isolated_rng, seed_everything, set_rng_state
 from .task import Task
 
 CHECKPOINT_FORMAT = 1
+#: ``_diff`` lines of the optimiser's and lr schedule's settings (on resume the config's apply from then on)
+_SCHEDULE_LINES = tuple(f"train.{key}:" for key in ("optimizer", "lr", "betas", "eps", "weight_decay",
+                                                     "schedule", "warmup_steps", "min_lr", "steps"))
 
 
 class NonFiniteError(RuntimeError):
@@ -54,7 +57,11 @@ class Trainer:
     CPU). ``batch_size`` is the global batch per optimiser step, split evenly over processes and
     ``grad_accum`` micro-batches, so the same config gives the same training whatever the process count.
     With ``resume=True`` the newest checkpoint in ``run_dir`` is loaded and training continues exactly
-    where it stopped; without it, a ``run_dir`` that already holds checkpoints is an error.
+    where it stopped; without it, a ``run_dir`` that already holds checkpoints is an error. An unreadable
+    newest checkpoint (damaged on disk or in a copy) is logged and skipped for the one before it. Settings
+    changed since the checkpoint are logged; the optimiser's and the lr schedule's (``train.lr``, ``min_lr``,
+    ``warmup_steps``, ``schedule``, ``steps``, ...) apply from the resumed step on, and a model that no
+    longer fits the saved weights is a one-line error naming the changed settings.
     ``precision`` is the resolved ``train.precision`` ("fp32" or "bf16"): the loss and validation run in
     its autocast (``wavesynth.train.precision.autocast``), on CPU and CUDA alike; "auto" gives bf16 only if
     every process has native bf16. It is logged at the start and stored in each checkpoint.
@@ -105,13 +112,20 @@ class Trainer:
         self._train_loss = math.nan  # mean over the last log interval, for the validation summary
         resumed = resume and latest is not None
         self._saved_precision: str | None = None  # the precision the checkpoint was trained in
-        changed = self._load(latest) if resumed else []
+        self._saved_lr = math.nan  # the lr the checkpoint's schedule gave its next step
+        unreadable: list[str] = []  # why newer checkpoints than the one resumed could not be read
+        changed: list[str] = []
+        if resumed:
+            latest, state, unreadable = self.checkpoints.load_newest()
+            changed = self._load(latest, state)
         if not resumed:
             seed_everything(cfg.seed + self.info.rank)
         self.logger = RunLogger(cfg.run_dir, self.step) if self.info.is_main else None
         if self.logger:
             self.checkpoints.remove_stale_temporaries()
             save_config(task.config, Path(cfg.run_dir) / "config.toml")
+            for error in unreadable:
+                self._log(f"{error}; falling back to the previous checkpoint")
             self._log(f"resumed from {latest} at step {self.step}" if resumed else
                       f"no checkpoint in {cfg.run_dir}; starting at step 0" if resume else
                       f"starting {type(task).__name__} in {cfg.run_dir}")
@@ -120,6 +134,11 @@ class Trainer:
                       "precision fp32 (train.precision = auto; not every process has native bf16)")
             for line in changed:
                 self._log(f"changed since the checkpoint: {line}")
+            lr = self.scheduler.get_last_lr()[0]
+            rescheduled = any(line.startswith(_SCHEDULE_LINES) for line in changed)
+            if resumed and (rescheduled or lr != self._saved_lr):
+                self._log(f"the config's lr schedule applies from step {self.step}: lr {lr:.3g} "
+                          f"(the checkpoint's {self._saved_lr:.3g})")
             if self._saved_precision not in (None, self.precision):
                 self._log(f"changed since the checkpoint: precision {self._saved_precision} -> "
                           f"{self.precision}")
@@ -314,15 +333,19 @@ class Trainer:
             if not best:
                 self._last_checkpoint = path
 
-    def _load(self, path: Path) -> list[str]:
-        """Restore the state saved in ``path``; returns the settings that differ from the saved config
+    def _load(self, path: Path, state: dict[str, Any]) -> list[str]:
+        """Restore ``state``, read from ``path``; returns the settings that differ from the saved config
         (its old keys, such as ``train.bf16``, mapped to new ones first)."""
-        state = load_checkpoint(path)
-        if state.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a wavesynth training checkpoint of format {CHECKPOINT_FORMAT}")
+        changed = _diff(upgrade_dict(type(self.task.config), state["config"]), to_dict(self.task.config))
+        _check_weights_fit(self.model, state["model"], path, changed)
+        if state["step"] > self.config.steps:
+            raise ValueError(f"train.steps ({self.config.steps}) is below the step of {path} "
+                             f"({state['step']}); resume with train.steps >= {state['step']}")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self._saved_lr = resume_optimizer(self.optimizer, self.scheduler, state["optimizer"],
+                                          state["scheduler"], self.config)
         self.ema.load_state_dict(state["ema"])
         self.step = state["step"]
         self.epoch = state["data"]["epoch"]
@@ -334,7 +357,7 @@ class Trainer:
         else:  # more processes than when the checkpoint was written
             seed_everything(self.config.seed + self.info.rank + self.step)
         self._saved_precision = state.get("precision")  # None in checkpoints from before it was stored
-        return _diff(upgrade_dict(type(self.task.config), state["config"]), to_dict(self.task.config))
+        return changed
 
     # ------------------------------------------------------------------------------------- signals
 
@@ -377,6 +400,22 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, list | tuple):
         return type(batch)(_to_device(v, device) for v in batch)
     return batch
+
+
+def _check_weights_fit(model: torch.nn.Module, weights: dict[str, Tensor], path: Path,
+                       changed: list[str]) -> None:
+    """A one-line ValueError, naming the changed model settings, when ``weights`` do not fit ``model``."""
+    expected = model.state_dict()
+    misfits = sorted(k for k in expected.keys() | weights.keys()
+                     if k not in expected or k not in weights or expected[k].shape != weights[k].shape)
+    if not misfits:
+        return
+    named = ([line for line in changed if line.startswith("model.")]
+             or [line for line in changed if not line.startswith("train.")])
+    because = f"changed since the checkpoint: {'; '.join(named)}" if named else "no setting changed"
+    raise ValueError(f"{path} does not fit the model ({because}; weights {', '.join(misfits[:3])}"
+                     f"{', ...' if len(misfits) > 3 else ''} differ); resume with the checkpoint's model "
+                     "settings, or train the new model in another train.run_dir")
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

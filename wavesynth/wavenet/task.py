@@ -44,12 +44,21 @@ class AudioDataConfig:
         if self.samples < 0 or self.sample_seconds <= 0:
             raise ValueError("samples must be >= 0 and sample_seconds > 0")
 
-    def dataset(self, split: str, segment_frames: int, seed: int, pitch: bool = False) -> SegmentDataset:
-        """Crops of ``split`` from every cache, checked against the preset (with F0 labels if ``pitch``)."""
+    def dataset(self, split: str, segment_frames: int, seed: int, pitch: bool = False,
+                setting: str | None = None) -> SegmentDataset:
+        """Crops of ``split`` from every cache, checked against the preset (with F0 labels if ``pitch``).
+        With ``setting`` (the name of the data setting that gave ``segment_frames``), a crop longer than
+        every utterance of the split is refused: it would be mostly padding, and a huge one fills the
+        memory."""
         data = SegmentDataset(self.caches, split, segment_frames=segment_frames, seed=seed, pitch=pitch)
         if data.config.name != self.preset:
             raise ValueError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
                              f"{self.preset!r}; preprocess with --preset {self.preset} or change data.preset")
+        longest = max(row["frames"] for _, row in data.rows)
+        if setting is not None and segment_frames > longest:
+            raise ValueError(f"data.{setting} ({segment_frames}) is longer than every {split!r} utterance "
+                             f"of {', '.join(self.caches)}: make it at most {longest} (the longest, in "
+                             "frames)")
         return data
 
     def held_out(self, seed: int, pitch: bool = False) -> tuple[dict, list[str]]:
@@ -89,12 +98,14 @@ class AudioTask(Task):
 
     def train_data(self) -> SegmentDataset:
         data = self.config.data
-        self._segments = data.dataset("train", data.segment_frames, self.config.train.seed, self.uses_pitch)
+        self._segments = data.dataset("train", data.segment_frames, self.config.train.seed, self.uses_pitch,
+                                      setting="segment_frames")
         return self._segments
 
     def val_data(self) -> SegmentDataset:
         data = self.config.data
-        return data.dataset("valid", data.val_segment_frames, self.config.train.seed, self.uses_pitch)
+        return data.dataset("valid", data.val_segment_frames, self.config.train.seed, self.uses_pitch,
+                            setting="val_segment_frames")
 
     def held_out(self) -> tuple[dict, list[str]]:
         """The validation samples' batch (with F0 when the model uses it) and their ids."""
