@@ -2,22 +2,25 @@
 
 ``wavesynth.Vocoder`` turns mel-spectrograms into audio with a trained model; ``wavesynth.list_pretrained()``
 names the shipped ones. Both are imported on first use, so ``import wavesynth`` (and the command line's
-start) stays light.
+start) stays light. ``wavesynth.WavesynthError`` (a ``ValueError``) reports a user mistake: bad input, a bad
+setting, an unknown name, a missing or damaged file.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .errors import WavesynthError
+
 __version__ = "0.1.0"
-__all__ = ["Vocoder", "list_pretrained"]
+__all__ = ["Vocoder", "WavesynthError", "list_pretrained"]
 
 if TYPE_CHECKING:
     from .vocoder import Vocoder, list_pretrained
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in ("Vocoder", "list_pretrained"):
         from . import vocoder
 
         return getattr(vocoder, name)

@@ -1,6 +1,8 @@
 """The ``wavesynth`` command line.
 
-Every user mistake ends as one line on stderr and a non-zero exit status, never a traceback.
+A user mistake (a ``WavesynthError``: bad input, bad setting, missing or damaged file) ends as one line
+``wavesynth: error: ...`` on stderr and exit status 2; any other exception is a bug and shows its traceback.
+``--debug`` shows the traceback of a user mistake too.
 """
 
 from __future__ import annotations
@@ -8,12 +10,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
+from wavesynth.errors import WavesynthError
 
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 2."""
+
+class CommandError(WavesynthError):
+    """A user-facing failure found by the command line itself: printed as one line, exit status 2."""
+
+
+def _add_debug(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """``--debug``: before the command (``wavesynth --debug synthesize ...``) or after it."""
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the traceback of a user mistake too (bugs always show theirs)")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -237,10 +248,14 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wavesynth.audio.corpora import CORPORA
+    from wavesynth.audio.features import PRESETS
     from wavesynth.audio.pitch import TRACKERS
     from wavesynth.train.precision import PRECISION_CHOICES
+    from wavesynth.vocoder import KINDS
 
     parser = argparse.ArgumentParser(prog="wavesynth", description=__doc__.splitlines()[0])
+    _add_debug(parser, default=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synthesize = commands.add_parser("synthesize", help="turn a wav or a mel-spectrogram into audio")
@@ -262,12 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.set_defaults(run=_synthesize)
 
     preprocess = commands.add_parser("preprocess", help="extract features from a corpus into a cache folder")
-    preprocess.add_argument("--corpus", required=True, choices=["ljspeech", "vctk", "arctic", "folder"],
+    preprocess.add_argument("--corpus", required=True, choices=list(CORPORA),
                             help="corpus layout ('folder': audio files under --root, or a file list)")
     preprocess.add_argument("--root", required=True, help="the corpus folder (or, for 'folder', a file list)")
     preprocess.add_argument("--out", required=True, help="cache folder to write (a rerun resumes it)")
-    preprocess.add_argument("--preset", default="hifigan-22k",
-                            help="feature preset: hifigan-22k (default), pwg-22k, speechbrain-16k")
+    preprocess.add_argument("--preset", default="hifigan-22k", choices=list(PRESETS),
+                            help="feature preset (default: hifigan-22k)")
     preprocess.add_argument("--trim-db", type=float, default=60.0,
                             help="trim leading/trailing frames this many dB below the loudest (default 60)")
     preprocess.add_argument("--no-trim", action="store_true", help="keep leading and trailing silence")
@@ -322,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="DIR", help="model folder to write (config.json, "
                         "model.pt)")
     export.add_argument("--name", help="the model's name (default: the folder's name)")
-    export.add_argument("--kind", choices=["teacher", "student"],
+    export.add_argument("--kind", choices=list(KINDS),
                         help="default: student if the run names a teacher, else teacher")
     export.add_argument("--pitch", metavar="CKPT|DIR", help="pitch predictor for a model with an excitation "
                         "('wavesynth train pitch' checkpoint or a folder with pitch.json and pitch.pt)")
@@ -333,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the shipped pretrained models")
     models.set_defaults(run=_models)
+    for sub in (synthesize, preprocess, *models_to_train.choices.values(), evaluate, export, models):
+        _add_debug(sub)
     return parser
 
 
@@ -340,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CommandError, ValueError, OSError) as error:
+    except WavesynthError as error:  # a user mistake; any other exception is a bug: its traceback shows
+        if args.debug:
+            traceback.print_exc()
         print(f"wavesynth: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from .audio import MelConfig, MelExtractor, MelStats, get_preset
 from .audio.cache import FeatureCache
+from .errors import MissingFileError, WavesynthError
 from .pitch.excitation import SineExcitation
 from .pitch.predictor import PITCH_CONFIG_FILE, PitchPredictor
 from .train.checkpoint import load_fitting_state, read_state_dict
@@ -106,7 +107,7 @@ def pretrained_config(name_or_path: str | os.PathLike | None = None) -> dict:
     unread."""
     path = _resolve(name_or_path)
     if path.is_file():
-        raise ValueError(f"{path}: a training checkpoint, not a model folder")
+        raise WavesynthError(f"{path}: a training checkpoint, not a model folder")
     return _read_config(path / CONFIG_FILE)
 
 
@@ -119,28 +120,28 @@ def _build_model(kind: str, model_config: dict) -> nn.Module:
 
     config = WaveNetConfig.from_dict(model_config)
     if config.n_speakers:
-        raise ValueError("speaker-conditioned teachers (n_speakers > 0) cannot be used as a Vocoder")
+        raise WavesynthError("speaker-conditioned teachers (n_speakers > 0) cannot be used as a Vocoder")
     return WaveNet(config)
 
 
 def _read_config(path: Path) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (a model folder holds {CONFIG_FILE}, {WEIGHTS_FILE})")
+        raise MissingFileError(f"{path}: no such file (a model folder holds {CONFIG_FILE}, {WEIGHTS_FILE})")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise WavesynthError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(info, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(info).__name__}")
+        raise WavesynthError(f"{path}: expected a JSON object, got {type(info).__name__}")
     missing = [key for key in ("name", "kind", "model", "mel", "mel_stats") if key not in info]
     if missing:
-        raise ValueError(f"{path}: missing keys {missing}")
+        raise WavesynthError(f"{path}: missing keys {missing}")
     if info["kind"] not in KINDS:
-        raise ValueError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
+        raise WavesynthError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
     try:
         MelConfig.from_dict(info["mel"])
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: bad mel settings ({error})") from None
+        raise WavesynthError(f"{path}: bad mel settings ({error})") from None
     return info
 
 
@@ -161,8 +162,9 @@ def _check_hash(info: dict, weights: Path) -> None:
         return
     actual = _sha256(weights)
     if actual != expected:
-        raise ValueError(f"{weights}: its sha256 {actual[:16]}… is not {HASH_KEY} {str(expected)[:16]}… in "
-                         f"{CONFIG_FILE}: the file is damaged or was replaced (export or download it again)")
+        raise WavesynthError(f"{weights}: its sha256 {actual[:16]}… is not {HASH_KEY} {str(expected)[:16]}… "
+                             f"in {CONFIG_FILE}: the file is damaged or was replaced (export or download it "
+                             "again)")
 
 
 def _stats_dict(stats: MelStats) -> dict:
@@ -179,12 +181,12 @@ def _stats_from_dict(data: dict | None) -> MelStats | None:
 def _as_tensor(x: MelInput, what: str) -> Tensor:
     if isinstance(x, np.ndarray):
         if x.dtype.kind != "f":
-            raise ValueError(f"expected a float {what}, got dtype {x.dtype}")
+            raise WavesynthError(f"expected a float {what}, got dtype {x.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, Tensor):
-        raise ValueError(f"expected a {what} as a numpy array or torch tensor, got {type(x).__name__}")
+        raise WavesynthError(f"expected a {what} as a numpy array or torch tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise ValueError(f"expected a float {what}, got dtype {x.dtype}")
+        raise WavesynthError(f"expected a float {what}, got dtype {x.dtype}")
     return x.detach()
 
 
@@ -257,12 +259,14 @@ class Vocoder:
         precision: str = "fp32",
     ) -> None:
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+            raise WavesynthError(f"kind must be one of {KINDS}, got {kind!r}")
         if config.normalize and stats is None:
-            raise ValueError(f"preset {config.name!r} normalises features: the model needs its statistics")
+            raise WavesynthError(f"preset {config.name!r} normalises features: the model needs its "
+                                 "statistics")
         if (model.config.n_mels, model.config.hop_length) != (config.n_mels, config.hop_length):
-            raise ValueError(f"model (n_mels, hop) = ({model.config.n_mels}, {model.config.hop_length}) "
-                             f"does not match preset {config.name!r} ({config.n_mels}, {config.hop_length})")
+            raise WavesynthError(f"model (n_mels, hop) = ({model.config.n_mels}, {model.config.hop_length}) "
+                                 f"does not match preset {config.name!r} ({config.n_mels}, "
+                                 f"{config.hop_length})")
         self.kind, self.config, self.stats = kind, config, stats
         self.precision = synthesis_precision(precision, kind, next(model.parameters()).device)
         self.model = cast_for_synthesis(model, kind, self.precision).eval()
@@ -295,7 +299,7 @@ class Vocoder:
             try:
                 model = _build_model(info["kind"], info["model"])
             except (TypeError, KeyError, ValueError) as error:
-                raise ValueError(f"{path / CONFIG_FILE}: {error}") from None
+                raise WavesynthError(f"{path / CONFIG_FILE}: {error}") from None
             load_fitting_state(model, read_state_dict(path / WEIGHTS_FILE), path / WEIGHTS_FILE, CONFIG_FILE)
             _check_hash(info, path / WEIGHTS_FILE)
             if model.config.excitation_channels and (path / PITCH_CONFIG_FILE).is_file():
@@ -304,7 +308,7 @@ class Vocoder:
             config, stats = MelConfig.from_dict(info["mel"]), _stats_from_dict(info["mel_stats"])
         except (TypeError, KeyError, ValueError) as error:
             where = path / CONFIG_FILE if path.is_dir() else path
-            raise ValueError(f"{where}: bad mel settings ({error})") from None
+            raise WavesynthError(f"{where}: bad mel settings ({error})") from None
         return cls(model.to(_device(device)), info["kind"], config, stats, info, pitch_predictor=predictor,
                    precision=precision)
 
@@ -342,10 +346,10 @@ class Vocoder:
         stereo = wave.dim() == 2 and wave.shape[1] == 2 and wave.shape[0] > 2  # (T, 2), not 2-sample clips
         if wave.dim() not in (1, 2) or stereo:
             hint = ": stereo? average the channels, e.g. wave.mean(axis=1)" if stereo else ""
-            raise ValueError(f"expected a mono waveform (T,) or a batch (B, T), got {tuple(wave.shape)}"
-                             f"{hint}")
+            raise WavesynthError("expected a mono waveform (T,) or a batch (B, T), got "
+                                 f"{tuple(wave.shape)}{hint}")
         if not wave.isfinite().all():
-            raise ValueError("waveform holds NaN or infinite samples")
+            raise WavesynthError("waveform holds NaN or infinite samples")
         with torch.inference_mode():
             return self.extractor(wave.to(self.device, torch.float32)).cpu().numpy()
 
@@ -354,16 +358,17 @@ class Vocoder:
         mel = _as_tensor(mel, "mel-spectrogram")
         n = self.n_mels
         if mel.dim() != 2:
-            raise ValueError(f"expected a mel of shape (n_mels={n}, frames), got {tuple(mel.shape)}")
+            raise WavesynthError(f"expected a mel of shape (n_mels={n}, frames), got {tuple(mel.shape)}")
         if mel.shape[0] != n:
             if mel.shape[1] == n:
-                raise ValueError(f"expected (n_mels={n}, frames), got ({mel.shape[0]}, {n}): transpose it")
-            raise ValueError(f"expected (n_mels={n}, frames) for preset {self.config.name!r}, "
-                             f"got {mel.shape[0]} mel bins")
+                raise WavesynthError(f"expected (n_mels={n}, frames), got ({mel.shape[0]}, {n}): transpose "
+                                     "it")
+            raise WavesynthError(f"expected (n_mels={n}, frames) for preset {self.config.name!r}, got "
+                                 f"{mel.shape[0]} mel bins")
         if mel.shape[1] == 0:
-            raise ValueError(f"empty mel (n_mels={n}, 0 frames)")
+            raise WavesynthError(f"empty mel (n_mels={n}, 0 frames)")
         if not mel.isfinite().all():
-            raise ValueError("mel holds NaN or infinite values")
+            raise WavesynthError("mel holds NaN or infinite values")
         reason = convention_warning(mel, self.config)
         if reason:
             warnings.warn(reason, stacklevel=3)
@@ -373,10 +378,10 @@ class Vocoder:
         """The F0 the model uses for ``mel`` (n_mels, frames): float32 (frames,) in Hz, 0 where unvoiced,
         from the model folder's pitch predictor."""
         if self.excitation is None:
-            raise ValueError(f"{self.name or 'this model'} has no excitation, so it uses no F0")
+            raise WavesynthError(f"{self.name or 'this model'} has no excitation, so it uses no F0")
         if self.pitch_predictor is None:
-            raise ValueError(f"{self.name or 'this model'} has no pitch predictor (pitch.json and pitch.pt "
-                             "in its folder): pass f0, or export the model with --pitch")
+            raise WavesynthError(f"{self.name or 'this model'} has no pitch predictor (pitch.json and "
+                                 "pitch.pt in its folder): pass f0, or export the model with --pitch")
         mel = self._check_mel(mel).to(self.device)
         with torch.inference_mode():
             return self.pitch_predictor.predict(mel)[0].float().cpu().numpy()
@@ -400,12 +405,13 @@ class Vocoder:
         that keeps the mel's spectral envelope."""
         if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
                 or not 0 <= temperature <= MAX_TEMPERATURE:
-            raise ValueError(f"temperature must be a number in [0, {MAX_TEMPERATURE:g}], got {temperature!r}")
+            raise WavesynthError(f"temperature must be a number in [0, {MAX_TEMPERATURE:g}], got "
+                                 f"{temperature!r}")
         temperature = float(temperature)
         if isinstance(mel, np.ndarray | Tensor):
             if mel.ndim == 3:
                 if mel.shape[0] == 0:
-                    raise ValueError(f"empty batch {tuple(mel.shape)}: no mel to synthesise")
+                    raise WavesynthError(f"empty batch {tuple(mel.shape)}: no mel to synthesise")
                 mels = [self._check_mel(m) for m in mel]
                 f0s = self._check_f0s(f0, mels, pitch_scale)
                 return np.stack(self._synthesize(mels, temperature, seed, f0s))
@@ -414,8 +420,8 @@ class Vocoder:
             return self._synthesize(mels, temperature, seed, f0s)[0]
         if not isinstance(mel, Sequence) or not mel:
             got = "an empty list" if isinstance(mel, Sequence) else type(mel).__name__
-            raise ValueError(f"expected a mel-spectrogram, a batch of them or a non-empty list of them, "
-                             f"got {got}")
+            raise WavesynthError("expected a mel-spectrogram, a batch of them or a non-empty list of them, "
+                                 f"got {got}")
         mels = [self._check_mel(m) for m in mel]
         return self._synthesize(mels, temperature, seed, self._check_f0s(f0, mels, pitch_scale))
 
@@ -425,32 +431,32 @@ class Vocoder:
         excitation. One-line ValueErrors for what does not fit."""
         if self.excitation is None:
             if f0 is not None or pitch_scale != 1.0:
-                raise ValueError(f"{self.name or 'this model'} has no excitation (excitation = 'none'): "
-                                 "f0 and pitch_scale do not apply")
+                raise WavesynthError(f"{self.name or 'this model'} has no excitation (excitation = 'none'): "
+                                     "f0 and pitch_scale do not apply")
             return None
         if isinstance(pitch_scale, bool) or not isinstance(pitch_scale, int | float) \
                 or not np.isfinite(pitch_scale) or pitch_scale <= 0:
-            raise ValueError(f"pitch_scale must be a positive number, got {pitch_scale!r}")
+            raise WavesynthError(f"pitch_scale must be a positive number, got {pitch_scale!r}")
         if f0 is None:
             return [torch.from_numpy(self.pitch(m)).double() * pitch_scale for m in mels]
         if len(f0) != len(mels):
-            raise ValueError(f"got {len(f0)} F0 tracks for {len(mels)} mels")
+            raise WavesynthError(f"got {len(f0)} F0 tracks for {len(mels)} mels")
         nyquist = self.sample_rate / 2
         tracks = []
         for track, m in zip(f0, mels, strict=True):
             track = _as_tensor(track, "F0 track").double()
             if track.dim() != 1 or track.shape[0] != m.shape[1]:
-                raise ValueError(f"f0 must be (frames,) = ({m.shape[1]},) like its mel, "
-                                 f"got {tuple(track.shape)}")
+                raise WavesynthError(f"f0 must be (frames,) = ({m.shape[1]},) like its mel, got "
+                                     f"{tuple(track.shape)}")
             if not track.isfinite().all():
-                raise ValueError("f0 holds NaN or infinite values")
+                raise WavesynthError("f0 holds NaN or infinite values")
             if (track < 0).any():
-                raise ValueError(f"f0 holds negative values (min {float(track.min()):.1f} Hz); "
-                                 "use 0 for unvoiced frames")
+                raise WavesynthError(f"f0 holds negative values (min {float(track.min()):.1f} Hz); use 0 for "
+                                     "unvoiced frames")
             track = track * pitch_scale
             if (track >= nyquist).any():
-                raise ValueError(f"f0 reaches {float(track.max()):.0f} Hz (after pitch_scale), at or above "
-                                 f"Nyquist ({nyquist:.0f} Hz)")
+                raise WavesynthError(f"f0 reaches {float(track.max()):.0f} Hz (after pitch_scale), at or "
+                                     f"above Nyquist ({nyquist:.0f} Hz)")
             tracks.append(track.to(self.device))
         return tracks
 
@@ -571,9 +577,9 @@ def _device(device: str | torch.device | None) -> torch.device:
     try:
         device = torch.device(device)
     except RuntimeError as error:
-        raise ValueError(f"unknown device {str(device)!r} ({error})") from None
+        raise WavesynthError(f"unknown device {str(device)!r} ({error})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine (use 'cpu')")
+        raise WavesynthError(f"device {str(device)!r}: CUDA is not available on this machine (use 'cpu')")
     return device
 
 
@@ -581,14 +587,14 @@ def _resolve(name_or_path: str | os.PathLike | None) -> Path:
     """The model folder (or checkpoint file) for a shipped model's name or a path."""
     name = default_model() if name_or_path is None else name_or_path
     if name is None:
-        raise FileNotFoundError(f"no pretrained models in {PRETRAINED_DIR}: give a model folder")
+        raise MissingFileError(f"no pretrained models in {PRETRAINED_DIR}: give a model folder")
     path = Path(name)
     if path.is_dir() or (path.is_file() and path.suffix == ".pt"):
         return path
     if isinstance(name, str) and name in list_pretrained():
         return PRETRAINED_DIR / name
     shipped = ", ".join(list_pretrained()) or "none"
-    raise FileNotFoundError(f"no model folder or shipped model named {str(name)!r} (shipped: {shipped})")
+    raise MissingFileError(f"no model folder or shipped model named {str(name)!r} (shipped: {shipped})")
 
 
 def _from_checkpoint(checkpoint: Path, kind: str | None, name: str) -> tuple[dict, nn.Module]:
@@ -597,13 +603,13 @@ def _from_checkpoint(checkpoint: Path, kind: str | None, name: str) -> tuple[dic
     from .train import load_checkpoint
 
     if kind not in (None, *KINDS):
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise WavesynthError(f"kind must be one of {KINDS}, got {kind!r}")
     state = load_checkpoint(checkpoint)
     try:
         run, weights = state["config"], state["ema"]["module"]
         config = get_preset(run["data"]["preset"])
     except (KeyError, TypeError) as error:
-        raise ValueError(f"{checkpoint}: not a training checkpoint (no {error})") from None
+        raise WavesynthError(f"{checkpoint}: not a training checkpoint (no {error})") from None
     kind = kind or ("student" if "teacher" in run else "teacher")
     model = _build_model(kind, run["model"])
     load_fitting_state(model, weights, checkpoint, CONFIG_FILE)
@@ -648,15 +654,18 @@ def export_pretrained(
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+        raise MissingFileError(f"{checkpoint}: no such checkpoint")
     info, model = _from_checkpoint(checkpoint, kind, name or Path(out_dir).resolve().name)
     predictor = None
     if pitch is not None:
         if not model.config.excitation_channels:
-            raise ValueError(f"{checkpoint}: the model has no excitation, so it takes no pitch predictor")
+            raise WavesynthError(f"{checkpoint}: the model has no excitation, so it takes no pitch predictor")
         predictor = _read_pitch_predictor(Path(pitch), MelConfig.from_dict(info["mel"]))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, a read-only place
+        raise WavesynthError(f"{out}: cannot create the model folder ({error})") from None
     save_checkpoint({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
                     out / WEIGHTS_FILE)
     info[HASH_KEY] = _sha256(out / WEIGHTS_FILE)
@@ -675,11 +684,11 @@ def _read_pitch_predictor(path: Path, mel: MelConfig) -> PitchPredictor:
 
         predictor = load_pitch_predictor(path)
     else:
-        raise FileNotFoundError(f"{path}: no such pitch predictor checkpoint or folder")
+        raise MissingFileError(f"{path}: no such pitch predictor checkpoint or folder")
     trained_on = predictor.mel_config
     if trained_on is not None and trained_on != mel:
-        raise ValueError(f"{path}: the pitch predictor reads preset {trained_on.name!r} features, the model "
-                         f"{mel.name!r}")
+        raise WavesynthError(f"{path}: the pitch predictor reads preset {trained_on.name!r} features, the "
+                             f"model {mel.name!r}")
     return predictor
 
 

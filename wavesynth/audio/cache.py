@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingFileError, WavesynthError
 from .features import MelConfig
 from .stats import MelStats
 
@@ -46,8 +47,8 @@ def check_id(uid: str) -> str:
     """``uid``, or a ValueError unless it is a relative name of plain parts (none empty, ``.`` or ``..``):
     then the cache files of distinct ids are distinct and inside the cache folder."""
     if any(part in ("", ".", "..") for part in uid.split("/")):
-        raise ValueError(f"utterance id {uid!r} has an empty, '.' or '..' part (its cache files would not "
-                         "stay apart inside the cache folder)")
+        raise WavesynthError(f"utterance id {uid!r} has an empty, '.' or '..' part (its cache files would "
+                             "not stay apart inside the cache folder)")
     return uid
 
 
@@ -130,7 +131,7 @@ class FeatureCache:
     def open(cls, root: str | os.PathLike) -> FeatureCache:
         root = Path(root)
         if not (root / MANIFEST).is_file():
-            raise FileNotFoundError(f"{root / MANIFEST}: no such file (run 'wavesynth preprocess' first)")
+            raise MissingFileError(f"{root / MANIFEST}: no such file (run 'wavesynth preprocess' first)")
         config = MelConfig.from_dict(json.loads((root / PRESET).read_text()))
         rows = [json.loads(line) for line in (root / MANIFEST).read_text().splitlines() if line]
         speakers = json.loads((root / SPEAKERS).read_text())

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MissingFileError, WavesynthError
 from .cache import check_id
 from .io import AUDIO_EXTENSIONS
 
@@ -41,7 +42,7 @@ class Utterance:
 
 def _require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such folder ({what})")
+        raise MissingFileError(f"{path}: no such folder ({what})")
     return path
 
 
@@ -54,14 +55,14 @@ def _audio_files(folder: Path) -> list[Path]:
 def read_ljspeech(root: Path) -> list[Utterance]:
     metadata = root / "metadata.csv"
     if not metadata.is_file():
-        raise FileNotFoundError(f"{metadata}: no such file (an LJSpeech folder has metadata.csv and wavs/)")
+        raise MissingFileError(f"{metadata}: no such file (an LJSpeech folder has metadata.csv and wavs/)")
     utterances = []
     for number, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split("|")
         if len(fields) < 2 or not fields[0]:
-            raise ValueError(f"{metadata}:{number}: expected 'id|text|normalized text'")
+            raise WavesynthError(f"{metadata}:{number}: expected 'id|text|normalized text'")
         text = fields[2] if len(fields) > 2 and fields[2] else fields[1]
         utterances.append(Utterance(fields[0], _ljspeech_audio(root / "wavs", fields[0]), "LJ", text))
     return utterances
@@ -80,7 +81,7 @@ def read_vctk(root: Path) -> list[Utterance]:
         (root / name for name in ("wav", "wav48_silence_trimmed", "wav48") if (root / name).is_dir()), None
     )
     if audio is None:
-        raise FileNotFoundError(f"{root}: no wav/, wav48_silence_trimmed/ or wav48/ folder (VCTK layout)")
+        raise MissingFileError(f"{root}: no wav/, wav48_silence_trimmed/ or wav48/ folder (VCTK layout)")
     utterances = []
     for speaker in sorted(p for p in audio.iterdir() if p.is_dir()):
         for path in _audio_files(speaker):
@@ -104,7 +105,7 @@ def read_arctic(root: Path) -> list[Utterance]:
         else sorted(p for p in root.iterdir() if _ARCTIC.fullmatch(p.name))
     )
     if not voices:
-        raise FileNotFoundError(f"{root}: no cmu_us_<speaker>_arctic folder (CMU ARCTIC layout)")
+        raise MissingFileError(f"{root}: no cmu_us_<speaker>_arctic folder (CMU ARCTIC layout)")
     utterances = []
     for voice in voices:
         speaker = _ARCTIC.fullmatch(voice.name).group(1)
@@ -161,23 +162,23 @@ def read_corpus(kind: str, root: str | os.PathLike) -> list[Utterance]:
     """The utterances of corpus ``kind`` (one of ``CORPORA``) at ``root``, sorted by id.
     FileNotFoundError/ValueError for a wrong layout, an empty corpus or duplicate ids."""
     if kind not in CORPORA:
-        raise ValueError(f"unknown corpus kind {kind!r} (known: {', '.join(CORPORA)})")
+        raise WavesynthError(f"unknown corpus kind {kind!r} (known: {', '.join(CORPORA)})")
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder or file")
+        raise MissingFileError(f"{root}: no such folder or file")
     if kind != "folder":
         _require_dir(root, f"{kind} corpus")
     utterances = sorted(CORPORA[kind](root), key=lambda u: u.id)
     if not utterances:
-        raise ValueError(f"{root}: no audio files found for corpus kind {kind!r}")
+        raise WavesynthError(f"{root}: no audio files found for corpus kind {kind!r}")
     for u in utterances:
         try:
             check_id(u.id)
         except ValueError as error:
-            raise ValueError(f"{u.path}: {error}") from None
+            raise WavesynthError(f"{u.path}: {error}") from None
     for a, b in zip(utterances, utterances[1:], strict=False):
         if a.id == b.id:
-            raise ValueError(f"{b.path}: utterance id {b.id!r} is also used by {a.path}")
+            raise WavesynthError(f"{b.path}: utterance id {b.id!r} is also used by {a.path}")
     return utterances
 
 
@@ -190,11 +191,11 @@ def select_speakers(
     known = {u.speaker for u in utterances}
     unknown = sorted((set(speakers) | set(exclude)) - known)
     if unknown:
-        raise ValueError(f"no speaker {', '.join(unknown)} in this corpus "
-                         f"(it has: {', '.join(sorted(known))})")
+        raise WavesynthError(f"no speaker {', '.join(unknown)} in this corpus (it has: "
+                             f"{', '.join(sorted(known))})")
     kept = [u for u in utterances if (not speakers or u.speaker in speakers) and u.speaker not in exclude]
     if not kept:
-        raise ValueError("the speaker selection leaves no utterances")
+        raise WavesynthError("the speaker selection leaves no utterances")
     return kept
 
 
@@ -203,7 +204,7 @@ def assign_splits(ids: list[str], valid_fraction: float = 0.05) -> dict[str, str
     N >= 2 and the fraction is positive) with the smallest SHA-1 of the id are "valid": deterministic,
     independent of listing order, and mostly stable when a corpus grows."""
     if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+        raise WavesynthError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
     n_valid = round(valid_fraction * len(ids))
     if valid_fraction > 0 and len(ids) >= 2:
         n_valid = max(n_valid, 1)

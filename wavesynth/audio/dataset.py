@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import WavesynthError
 from .cache import FeatureCache
 from .features import MelExtractor
 
@@ -44,25 +45,25 @@ class SegmentDataset(Dataset):
     ) -> None:
         sources = [cache] if isinstance(cache, str | os.PathLike | FeatureCache) else list(cache)
         if not sources:
-            raise ValueError("SegmentDataset needs at least one feature cache")
+            raise WavesynthError("SegmentDataset needs at least one feature cache")
         caches = [c if isinstance(c, FeatureCache) else FeatureCache.open(c) for c in sources]
         unlabelled = [str(c.root) for c in caches if pitch and not all("pitch" in row for row in c.rows)]
         if unlabelled:
-            raise ValueError(f"{', '.join(unlabelled)}: no pitch labels; run 'wavesynth preprocess' on it "
-                             "again with --pitch-tracker to add them (the mels are kept)")
+            raise WavesynthError(f"{', '.join(unlabelled)}: no pitch labels; run 'wavesynth preprocess' on "
+                                 "it again with --pitch-tracker to add them (the mels are kept)")
         self.cache, self.config = caches[0], caches[0].config
         for other in caches[1:]:
             if other.config != self.config:
-                raise ValueError(f"{other.root} was made with preset {other.config.name!r}, "
-                                 f"{self.cache.root} with {self.config.name!r}: use caches of one preset")
+                raise WavesynthError(f"{other.root} was made with preset {other.config.name!r}, "
+                                     f"{self.cache.root} with {self.config.name!r}: use caches of one preset")
         if self.config.normalize and len(caches) > 1:
-            raise ValueError(f"preset {self.config.name!r} normalises with corpus statistics, so its "
-                             "caches cannot be mixed; preprocess the corpora into one cache")
+            raise WavesynthError(f"preset {self.config.name!r} normalises with corpus statistics, so its "
+                                 "caches cannot be mixed; preprocess the corpora into one cache")
         self.rows = [(c.root, row) for c in caches for row in c.split(split)]
         if not self.rows:
-            raise ValueError(f"{', '.join(str(c.root) for c in caches)}: the {split!r} split is empty")
+            raise WavesynthError(f"{', '.join(str(c.root) for c in caches)}: the {split!r} split is empty")
         if (segment_frames is not None and segment_frames <= 0) or context_frames < 0:
-            raise ValueError("segment_frames must be positive (or None) and context_frames >= 0")
+            raise WavesynthError("segment_frames must be positive (or None) and context_frames >= 0")
         self.segment_frames, self.context_frames, self.pitch = segment_frames, context_frames, pitch
         self.seed, self.epoch = seed, 0
         self.speakers = list(dict.fromkeys(name for c in caches for name in c.speakers))

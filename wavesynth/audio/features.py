@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import WavesynthError
 from .stats import MelStats
 
 PADDINGS = ("hifigan", "center")
@@ -60,21 +61,22 @@ class MelConfig:
     def __post_init__(self) -> None:
         for field in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) <= 0:
-                raise ValueError(f"MelConfig {self.name!r}: {field} must be a positive integer")
+                raise WavesynthError(f"MelConfig {self.name!r}: {field} must be a positive integer")
         if self.win_length > self.n_fft:
-            raise ValueError(f"MelConfig {self.name!r}: win_length {self.win_length} > n_fft {self.n_fft}")
+            raise WavesynthError(f"MelConfig {self.name!r}: win_length {self.win_length} > n_fft "
+                                 f"{self.n_fft}")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ValueError(f"MelConfig {self.name!r}: need 0 <= fmin < fmax <= sample_rate / 2")
+            raise WavesynthError(f"MelConfig {self.name!r}: need 0 <= fmin < fmax <= sample_rate / 2")
         if self.padding not in PADDINGS:
-            raise ValueError(f"MelConfig {self.name!r}: padding must be one of {PADDINGS}")
+            raise WavesynthError(f"MelConfig {self.name!r}: padding must be one of {PADDINGS}")
         if self.padding == "hifigan" and (self.n_fft - self.hop_length) % 2:
-            raise ValueError(f"MelConfig {self.name!r}: 'hifigan' padding needs n_fft - hop_length even")
+            raise WavesynthError(f"MelConfig {self.name!r}: 'hifigan' padding needs n_fft - hop_length even")
         if self.log not in LOGS:
-            raise ValueError(f"MelConfig {self.name!r}: log must be one of {LOGS}")
+            raise WavesynthError(f"MelConfig {self.name!r}: log must be one of {LOGS}")
         if self.log_floor <= 0 or self.mag_eps < 0:
-            raise ValueError(f"MelConfig {self.name!r}: log_floor must be > 0 and mag_eps >= 0")
+            raise WavesynthError(f"MelConfig {self.name!r}: log_floor must be > 0 and mag_eps >= 0")
         if not 0 < self.f0_min < self.f0_max < self.sample_rate / 2:
-            raise ValueError(f"MelConfig {self.name!r}: need 0 < f0_min < f0_max < sample_rate / 2")
+            raise WavesynthError(f"MelConfig {self.name!r}: need 0 < f0_min < f0_max < sample_rate / 2")
 
     @property
     def reflect_pad(self) -> int:
@@ -103,7 +105,7 @@ class MelConfig:
     def from_dict(cls, data: dict) -> MelConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"MelConfig: unknown fields {sorted(unknown)}")
+            raise WavesynthError(f"MelConfig: unknown fields {sorted(unknown)}")
         return cls(**data)
 
     def to_json(self) -> str:
@@ -141,7 +143,7 @@ PRESETS: dict[str, MelConfig] = {
 def get_preset(name: str) -> MelConfig:
     """The preset called ``name``; ValueError listing the known names otherwise."""
     if name not in PRESETS:
-        raise ValueError(f"unknown feature preset {name!r} (known: {', '.join(PRESETS)})")
+        raise WavesynthError(f"unknown feature preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name]
 
 
@@ -187,7 +189,8 @@ class MelExtractor(nn.Module):
         self.register_buffer("window", window, persistent=False)
         if stats is not None:
             if stats.mean.shape != (config.n_mels,):
-                raise ValueError(f"statistics have {stats.mean.shape[0]} bins, preset has {config.n_mels}")
+                raise WavesynthError(f"statistics have {stats.mean.shape[0]} bins, preset has "
+                                     f"{config.n_mels}")
             self.register_buffer("mean", torch.from_numpy(stats.mean).float()[:, None], persistent=False)
             self.register_buffer("std", torch.from_numpy(stats.std).float()[:, None], persistent=False)
         self.has_stats = stats is not None
@@ -196,11 +199,11 @@ class MelExtractor(nn.Module):
         """Un-normalised log-mel (steps 1-5 of the module docstring)."""
         c = self.config
         if wave.ndim not in (1, 2) or not wave.is_floating_point():
-            raise ValueError(
+            raise WavesynthError(
                 f"expected a float waveform of shape (T,) or (batch, T), got {tuple(wave.shape)}"
             )
         if wave.shape[-1] < c.min_samples:
-            raise ValueError(
+            raise WavesynthError(
                 f"waveform of {wave.shape[-1]} samples is too short for preset {c.name!r} "
                 f"(at least {c.min_samples})"
             )
@@ -220,6 +223,7 @@ class MelExtractor(nn.Module):
         out = self.log_mel(wave)
         if self.config.normalize:
             if not self.has_stats:
-                raise ValueError(f"preset {self.config.name!r} normalises features: pass corpus statistics")
+                raise WavesynthError(f"preset {self.config.name!r} normalises features: pass corpus "
+                                     "statistics")
             out = (out - self.mean.to(out.dtype)) / self.std.to(out.dtype)
         return out

@@ -14,6 +14,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from ..errors import MissingFileError, WavesynthError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 
 
@@ -28,31 +30,31 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, min_samp
     """
     path = Path(path)
     if path.is_symlink() and not path.exists():
-        raise FileNotFoundError(f"{path}: broken symbolic link (to {os.readlink(path)})")
+        raise MissingFileError(f"{path}: broken symbolic link (to {os.readlink(path)})")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such audio file")
+        raise MissingFileError(f"{path}: no such audio file")
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
-        raise ValueError(
+        raise WavesynthError(
             f"{path}: unsupported file type '{path.suffix}' (expected {', '.join(AUDIO_EXTENSIONS)})"
         )
     try:
         wave, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise ValueError(f"{path}: not a readable audio file ({error})") from None
+        raise WavesynthError(f"{path}: not a readable audio file ({error})") from None
     if wave.shape[0] == 0:
-        raise ValueError(f"{path}: the file holds no samples")
+        raise WavesynthError(f"{path}: the file holds no samples")
     wave = wave.mean(axis=1, dtype=np.float32)
     if not np.isfinite(wave).all():
-        raise ValueError(f"{path}: the file holds NaN or infinite samples")
+        raise WavesynthError(f"{path}: the file holds NaN or infinite samples")
     peak = float(np.abs(wave).max())
     if peak > 1.0:
-        raise ValueError(f"{path}: samples exceed [-1, 1] (peak {peak:.3g}); rescale the file")
+        raise WavesynthError(f"{path}: samples exceed [-1, 1] (peak {peak:.3g}); rescale the file")
     if sample_rate is not None and rate != sample_rate:
         wave = librosa.resample(wave, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
         wave = np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)
     if wave.shape[0] < min_samples:
         rate = sample_rate or rate
-        raise ValueError(
+        raise WavesynthError(
             f"{path}: too short ({wave.shape[0]} samples at {rate} Hz, at least {min_samples} needed)"
         )
     return wave
@@ -64,8 +66,8 @@ def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> N
     path = Path(path)
     wave = np.asarray(wave.detach().cpu() if hasattr(wave, "detach") else wave, dtype=np.float32)
     if wave.ndim != 1:
-        raise ValueError(f"{path}: expected a mono waveform of shape (T,), got shape {wave.shape}")
+        raise WavesynthError(f"{path}: expected a mono waveform of shape (T,), got shape {wave.shape}")
     if not np.isfinite(wave).all():
-        raise ValueError(f"{path}: refusing to write NaN or infinite samples")
+        raise WavesynthError(f"{path}: refusing to write NaN or infinite samples")
     subtype = "PCM_16" if path.suffix.lower() == ".wav" else None
     sf.write(path, np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype)

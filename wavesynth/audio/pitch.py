@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import WavesynthError
 from .features import MelConfig
 
 TRACKERS = ("pyin", "crepe", "crepe-tiny")
@@ -53,7 +54,7 @@ class PitchTrack:
     @classmethod
     def from_array(cls, array: np.ndarray) -> PitchTrack:
         if array.ndim != 2 or array.shape[0] != 3:
-            raise ValueError(f"a pitch track is a (3, frames) array, got shape {tuple(array.shape)}")
+            raise WavesynthError(f"a pitch track is a (3, frames) array, got shape {tuple(array.shape)}")
         f0, voiced, prob = (np.asarray(row, np.float32) for row in array)
         return cls(f0, voiced, prob)
 
@@ -83,8 +84,8 @@ def _crepe(wave: np.ndarray, config: MelConfig, frames: int, model: str) -> Pitc
     try:
         import torchcrepe
     except ImportError:
-        raise ValueError("the CREPE pitch trackers need torchcrepe (not installed): "
-                         "pip install 'wavesynth[crepe]'") from None
+        raise WavesynthError("the CREPE pitch trackers need torchcrepe (not installed): pip install "
+                             "'wavesynth[crepe]'") from None
 
     audio = torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None]
     if config.sample_rate != CREPE_RATE:
@@ -113,10 +114,10 @@ def track_pitch(wave: np.ndarray, config: MelConfig, tracker: str = "pyin") -> P
     (87, 200)
     """
     if tracker not in TRACKERS:
-        raise ValueError(f"unknown pitch tracker {tracker!r} (known: {', '.join(TRACKERS)})")
+        raise WavesynthError(f"unknown pitch tracker {tracker!r} (known: {', '.join(TRACKERS)})")
     wave = np.asarray(wave, np.float32)
     if wave.ndim != 1:
-        raise ValueError(f"track_pitch needs a mono wave (T,), got shape {tuple(wave.shape)}")
+        raise WavesynthError(f"track_pitch needs a mono wave (T,), got shape {tuple(wave.shape)}")
     frames = config.frames(len(wave))
     wave = np.pad(wave, (0, frames * config.hop_length - len(wave)))  # as the mel's zero padding
     if tracker == "pyin":

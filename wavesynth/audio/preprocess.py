@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..errors import WavesynthError
 from . import cache
 from .corpora import Utterance, assign_splits, read_corpus, select_speakers
 from .features import MelConfig, MelExtractor, get_preset, pad_to_hop
@@ -109,7 +110,7 @@ def _features(
         wave = normalize_loudness(wave, config.sample_rate, loudness)
     if len(wave) < config.min_samples:
         trimmed = " after trimming silence" if trim_db is not None else ""
-        raise ValueError(
+        raise WavesynthError(
             f"{utt.path}: too short ({len(wave)} samples{trimmed}, at least {config.min_samples} needed)"
         )
     wave = pad_to_hop(wave, config.hop_length).astype(np.float32)
@@ -165,11 +166,14 @@ def _check_settings(out: Path, settings: dict) -> str | None:
         settings = {**settings, "pitch_tracker": tracker}
         changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
         if changed:
-            raise ValueError(
+            raise WavesynthError(
                 f"{out}: already holds features made with different {', '.join(changed)}; use another --out"
             )
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file in the way, a read-only place
+            raise WavesynthError(f"{out}: cannot create the --out folder ({error})") from None
     cache.write_text(path, json.dumps(settings, indent=2))
     return settings["pitch_tracker"]
 
@@ -198,13 +202,13 @@ def preprocess(
     in this process. Bad options are a ValueError before anything is written.
     """
     if pitch_tracker is not None and pitch_tracker not in TRACKERS:
-        raise ValueError(f"unknown pitch tracker {pitch_tracker!r} (known: {', '.join(TRACKERS)})")
+        raise WavesynthError(f"unknown pitch tracker {pitch_tracker!r} (known: {', '.join(TRACKERS)})")
     if trim_db is not None and not (math.isfinite(trim_db) and trim_db > 0):
-        raise ValueError(f"trim_db must be a number of dB above 0, got {trim_db}")
+        raise WavesynthError(f"trim_db must be a number of dB above 0, got {trim_db}")
     if loudness is not None and not math.isfinite(loudness):
-        raise ValueError(f"loudness must be a finite level in LUFS, got {loudness}")
+        raise WavesynthError(f"loudness must be a finite level in LUFS, got {loudness}")
     if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise WavesynthError(f"workers must be at least 1, got {workers}")
     config = get_preset(preset) if isinstance(preset, str) else preset
     workers = workers or os.cpu_count() or 1
     out = Path(out)

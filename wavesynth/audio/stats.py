@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import WavesynthError
+
 STD_FLOOR = 1e-2
 
 
@@ -74,13 +76,13 @@ class MelStats:
                 int(data["count"]), np.asarray(data["mean"], np.float64), np.asarray(data["m2"], np.float64)
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a statistics file ({error})") from None
+            raise WavesynthError(f"{path}: not a statistics file ({error})") from None
 
 
 def merge_all(parts: list[MelStats]) -> MelStats:
     """Merge summaries left to right; ValueError if there are none."""
     if not parts:
-        raise ValueError("no features to compute statistics from")
+        raise WavesynthError("no features to compute statistics from")
     total = parts[0]
     for part in parts[1:]:
         total = total.merge(part)

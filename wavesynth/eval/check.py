@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..audio import load_audio
+from ..errors import MissingFileError, WavesynthError
 from .metrics import log_mel_distance
 
 CHECK_FILE = "check.json"
@@ -48,7 +49,7 @@ def record(folder: str | os.PathLike, vocoder, clips: Sequence[str | os.PathLike
     """Measure ``vocoder`` (the model of ``folder``) on ``clips`` and write ``folder``/check.json."""
     names = [Path(clip).name for clip in clips]
     if len(set(names)) != len(names):
-        raise ValueError(f"check clips need distinct file names, got {names}")
+        raise WavesynthError(f"check clips need distinct file names, got {names}")
     check = {"seed": seed, "precision": vocoder.precision, "seconds": seconds,
              "clips": measure(vocoder, clips, seed, seconds)}
     (Path(folder) / CHECK_FILE).write_text(json.dumps(check, indent=2) + "\n", encoding="utf-8")
@@ -60,7 +61,7 @@ def recheck(folder: str | os.PathLike, vocoder, clip_dir: str | os.PathLike) -> 
     check.json, each as one line; empty when the model still works as recorded."""
     path = Path(folder) / CHECK_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (record one with wavesynth export --check-clips)")
+        raise MissingFileError(f"{path}: no such file (record one with wavesynth export --check-clips)")
     check = json.loads(path.read_text(encoding="utf-8"))
     clips = [Path(clip_dir) / name for name in check["clips"]]
     measured = measure(vocoder, clips, check["seed"], check.get("seconds"))

@@ -20,6 +20,7 @@ import torch
 
 from ..audio import MelConfig, MelStats
 from ..audio.features import mel_filterbank
+from ..errors import WavesynthError
 
 ITERATIONS = 48
 MOMENTUM = 0.99
@@ -30,10 +31,10 @@ def mel_to_magnitude(mel: np.ndarray, config: MelConfig, stats: MelStats | None 
     convention (steps 1-2 of the module docstring)."""
     mel = np.asarray(mel, dtype=np.float64)
     if mel.ndim != 2 or mel.shape[0] != config.n_mels:
-        raise ValueError(f"expected a log-mel of shape (n_mels={config.n_mels}, frames), got {mel.shape}")
+        raise WavesynthError(f"expected a log-mel of shape (n_mels={config.n_mels}, frames), got {mel.shape}")
     if config.normalize:
         if stats is None:
-            raise ValueError(f"preset {config.name!r} normalises features: pass the corpus statistics")
+            raise WavesynthError(f"preset {config.name!r} normalises features: pass the corpus statistics")
         mel = stats.denormalize(mel)
     magnitude = np.exp(mel) if config.log == "ln" else np.power(10.0, mel)
     return np.maximum(np.linalg.pinv(mel_filterbank(config)) @ magnitude, 0.0)

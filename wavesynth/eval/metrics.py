@@ -50,6 +50,7 @@ import torch
 
 from ..audio import MelConfig, MelExtractor
 from ..audio.pitch import track_pitch
+from ..errors import WavesynthError
 
 PESQ_RATE = 16000
 DNSMOS_RATE = 16000
@@ -65,9 +66,10 @@ def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.n
     reference = np.asarray(reference, dtype=np.float64)
     estimate = np.asarray(estimate, dtype=np.float64)
     if reference.ndim != 1 or estimate.ndim != 1:
-        raise ValueError(f"expected two waveforms of shape (T,), got {reference.shape} and {estimate.shape}")
+        raise WavesynthError(f"expected two waveforms of shape (T,), got {reference.shape} and "
+                             f"{estimate.shape}")
     if not (np.isfinite(reference).all() and np.isfinite(estimate).all()):
-        raise ValueError("waveforms hold NaN or infinite samples")
+        raise WavesynthError("waveforms hold NaN or infinite samples")
     length = min(reference.shape[0], estimate.shape[0])
     return reference[:length], estimate[:length]
 
@@ -121,7 +123,8 @@ def mel_cepstrum(log_power: torch.Tensor, order: int = MCD_ORDER) -> torch.Tenso
     c_d = 1/N Σ_m L_m cos(π d (m + ½) / N)."""
     n_mels = log_power.shape[0]
     if not 1 <= order < n_mels:
-        raise ValueError(f"cepstral order must be in [1, {n_mels - 1}] for {n_mels} mel bins, got {order}")
+        raise WavesynthError(f"cepstral order must be in [1, {n_mels - 1}] for {n_mels} mel bins, got "
+                             f"{order}")
     d = torch.arange(order + 1, dtype=log_power.dtype)[:, None]
     m = torch.arange(n_mels, dtype=log_power.dtype)[None, :]
     basis = torch.cos(math.pi * d * (m + 0.5) / n_mels) / n_mels
@@ -217,9 +220,9 @@ def dnsmos(wave: np.ndarray, sample_rate: int) -> dict[str, float]:
     ``sample_rate``, resampled to 16 kHz and clipped to [-1, 1]; NaN for an empty one (module docstring)."""
     wave = np.asarray(wave, dtype=np.float64)
     if wave.ndim != 1:
-        raise ValueError(f"expected a waveform of shape (T,), got {wave.shape}")
+        raise WavesynthError(f"expected a waveform of shape (T,), got {wave.shape}")
     if not np.isfinite(wave).all():
-        raise ValueError("waveform holds NaN or infinite samples")
+        raise WavesynthError("waveform holds NaN or infinite samples")
     wave = np.clip(_at_rate(wave, sample_rate, DNSMOS_RATE), -1.0, 1.0)
     if wave.size == 0:  # speechmos would loop it for ever
         return dict.fromkeys(("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"), math.nan)
@@ -247,9 +250,9 @@ def _f0_pair(f0_ref: np.ndarray, f0_est: np.ndarray) -> tuple[np.ndarray, np.nda
     f0_ref = np.asarray(f0_ref, dtype=np.float64)
     f0_est = np.asarray(f0_est, dtype=np.float64)
     if f0_ref.shape != f0_est.shape:
-        raise ValueError(f"F0 tracks of different shapes: {f0_ref.shape} and {f0_est.shape}")
+        raise WavesynthError(f"F0 tracks of different shapes: {f0_ref.shape} and {f0_est.shape}")
     if not (np.isfinite(f0_ref).all() and np.isfinite(f0_est).all()):
-        raise ValueError("F0 tracks hold NaN or infinite values (use 0 for unvoiced frames)")
+        raise WavesynthError("F0 tracks hold NaN or infinite values (use 0 for unvoiced frames)")
     return f0_ref.ravel(), f0_est.ravel()
 
 

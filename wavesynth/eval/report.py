@@ -42,6 +42,7 @@ import torch
 
 from ..audio import AUDIO_EXTENSIONS, FeatureCache, MelConfig, MelExtractor, load_audio
 from ..audio.cache import MANIFEST
+from ..errors import MissingFileError, WavesynthError
 from .griffin_lim import ITERATIONS, griffin_lim
 from .metrics import (
     SILENCE_DBFS,
@@ -110,9 +111,9 @@ class Clip:
         try:
             wave = np.load(self.path, allow_pickle=False).astype(np.float32)
         except (ValueError, EOFError) as error:
-            raise ValueError(f"{self.path}: damaged cache file ({error})") from None
+            raise WavesynthError(f"{self.path}: damaged cache file ({error})") from None
         if wave.ndim != 1 or wave.size == 0:
-            raise ValueError(f"{self.path}: damaged cache file (shape {wave.shape}, not a waveform)")
+            raise WavesynthError(f"{self.path}: damaged cache file (shape {wave.shape}, not a waveform)")
         if self.rate != sample_rate:
             wave = librosa.resample(wave, orig_sr=self.rate, target_sr=sample_rate, res_type="soxr_hq")
         return wave
@@ -127,15 +128,15 @@ def collect_clips(data: str | os.PathLike) -> list[Clip]:
         cache = FeatureCache.open(root)
         rows = cache.split("valid")
         if not rows:
-            raise ValueError(f"{root}: the feature cache has no validation utterances")
+            raise WavesynthError(f"{root}: the feature cache has no validation utterances")
         return [Clip(row["id"], root / row["wave"], cache.config.sample_rate) for row in rows]
     if root.is_file():
         return [Clip(root.stem, root)]
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder or audio file")
+        raise MissingFileError(f"{root}: no such folder or audio file")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
     if not files:
-        raise ValueError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+        raise WavesynthError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
     return [Clip(p.relative_to(root).with_suffix("").as_posix(), p) for p in files]
 
 
@@ -170,9 +171,12 @@ def evaluate(
     when no clip can be read, a one-line ValueError."""
     clips = [c if isinstance(c, Clip) else Clip(Path(c).stem, Path(c)) for c in files]
     if not clips:
-        raise ValueError("no clips to evaluate")
+        raise WavesynthError("no clips to evaluate")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, a read-only place
+        raise WavesynthError(f"{out}: cannot create the report folder ({error})") from None
     config, stats, rate = vocoder.config, getattr(vocoder, "stats", None), vocoder.sample_rate
     systems = {
         "model": vocoder.synthesize,
@@ -222,7 +226,7 @@ def evaluate(
                      f"RTF {model_row['rtf']:.3g}")
     if not rows:
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise ValueError(f"no clip could be read: {skipped[0]['reason']}{more}")
+        raise WavesynthError(f"no clip could be read: {skipped[0]['reason']}{more}")
     result = {
         "model": _describe(vocoder),
         "files": len(rows) // len(SYSTEMS),

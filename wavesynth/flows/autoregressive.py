@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import WavesynthError
 from .base import Transform, full_precision
 from .made import MADE
 
@@ -49,11 +50,11 @@ class MaskedAffineAutoregressive(Transform):
     ):
         super().__init__()
         if direction not in DIRECTIONS:
-            raise ValueError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
+            raise WavesynthError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
         if scale not in SCALES:
-            raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+            raise WavesynthError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
         if max_log_scale <= 0:
-            raise ValueError(f"max_log_scale must be positive, got {max_log_scale}")
+            raise WavesynthError(f"max_log_scale must be positive, got {max_log_scale}")
         self.features = features
         self.direction = direction
         self.scale = scale

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ..errors import WavesynthError
 from .autoregressive import MaskedAffineAutoregressive
 from .base import Transform
 from .distributions import StandardNormal
@@ -35,9 +36,9 @@ def _autoregressive_stack(
     activation: Callable[[Tensor], Tensor],
 ) -> list[Transform]:
     if num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        raise WavesynthError(f"num_layers must be >= 1, got {num_layers}")
     if permutation not in PERMUTATIONS:
-        raise ValueError(f"unknown permutation {permutation!r}; choose from {', '.join(PERMUTATIONS)}")
+        raise WavesynthError(f"unknown permutation {permutation!r}; choose from {', '.join(PERMUTATIONS)}")
     transforms: list[Transform] = []
     for i in range(num_layers):
         if i > 0:

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
+
 Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 _HALF = (torch.bfloat16, torch.float16)
@@ -109,10 +111,10 @@ def sum_except_batch(x: Tensor) -> Tensor:
 def check_input(x: Tensor, event_shape: tuple[int, ...], name: str = "input") -> None:
     """Raise ValueError unless x is a finite tensor of shape (batch, *event_shape)."""
     if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise WavesynthError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != len(event_shape) + 1 or tuple(x.shape[1:]) != tuple(event_shape):
-        raise ValueError(
+        raise WavesynthError(
             f"{name} has shape {tuple(x.shape)}, expected (batch, {', '.join(map(str, event_shape))})"
         )
     if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+        raise WavesynthError(f"{name} contains non-finite values (NaN or inf)")

@@ -11,19 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
+
 
 def check_context(context: Tensor | None, context_features: int | None, batch: int, owner: str) -> None:
     """Raise ValueError unless ``context`` is None for a module built without ``context_features``, or has
     shape (batch, context_features) for one built with them."""
     if context_features is None:
         if context is not None:
-            raise ValueError(f"this {owner} was built without context_features but got a context")
+            raise WavesynthError(f"this {owner} was built without context_features but got a context")
         return
     if context is None or context.dim() != 2 or context.shape[1] != context_features:
         shape = None if context is None else tuple(context.shape)
-        raise ValueError(f"context must have shape (batch, {context_features}), got {shape}")
+        raise WavesynthError(f"context must have shape (batch, {context_features}), got {shape}")
     if context.shape[0] != batch:
-        raise ValueError(f"context has batch size {context.shape[0]}, expected {batch}")
+        raise WavesynthError(f"context has batch size {context.shape[0]}, expected {batch}")
 
 
 def _append_context(x: Tensor, context: Tensor | None, context_features: int | None) -> Tensor:
@@ -37,7 +39,7 @@ def _append_context(x: Tensor, context: Tensor | None, context_features: int | N
 def _check_sizes(**sizes: int | None) -> None:
     for name, size in sizes.items():
         if size is not None and size < 1:
-            raise ValueError(f"{name} must be positive, got {size}")
+            raise WavesynthError(f"{name} must be positive, got {size}")
 
 
 class MLP(nn.Module):
@@ -111,7 +113,7 @@ class ConvNet(nn.Module):
             context_features=context_features,
         )
         if num_blocks < 0 or (hidden_channels is None and num_blocks > 0):
-            raise ValueError(f"num_blocks must be >= 0 (and 0 without hidden_channels), got {num_blocks}")
+            raise WavesynthError(f"num_blocks must be >= 0 (and 0 without hidden_channels), got {num_blocks}")
         self.context_features = context_features
         in_channels += context_features or 0
         if hidden_channels is None:
@@ -131,5 +133,5 @@ class ConvNet(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         if x.dim() != 4:
-            raise ValueError(f"expected images (batch, C, H, W), got shape {tuple(x.shape)}")
+            raise WavesynthError(f"expected images (batch, C, H, W), got shape {tuple(x.shape)}")
         return self.output(self.body(_append_context(x, context, self.context_features)))

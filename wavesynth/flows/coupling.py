@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from .base import Transform, sum_except_batch
 from .conditioners import check_context
 
@@ -36,7 +37,8 @@ def event_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
 def check_event_shape(x: Tensor, shape: tuple[int, ...], name: str = "input") -> None:
     """Raise ValueError unless x has shape (batch, *shape)."""
     if tuple(x.shape[1:]) != shape or x.dim() != len(shape) + 1:
-        raise ValueError(f"{name} has shape {tuple(x.shape)}, expected (batch, {', '.join(map(str, shape))})")
+        raise WavesynthError(f"{name} has shape {tuple(x.shape)}, expected (batch, "
+                             f"{', '.join(map(str, shape))})")
 
 
 def coupling_mask(shape: int | Sequence[int], kind: str = "half", flip: bool = False) -> Tensor:
@@ -48,15 +50,17 @@ def coupling_mask(shape: int | Sequence[int], kind: str = "half", flip: bool = F
     """
     shape = event_shape(shape)
     if kind not in MASKS:
-        raise ValueError(f"unknown mask {kind!r}; choose from {', '.join(MASKS)}")
+        raise WavesynthError(f"unknown mask {kind!r}; choose from {', '.join(MASKS)}")
     if kind == "checkerboard":
         if len(shape) != 3 or shape[1] * shape[2] < 2:
-            raise ValueError(f"a checkerboard mask needs an image shape (C, H, W) with H·W >= 2, got {shape}")
+            raise WavesynthError("a checkerboard mask needs an image shape (C, H, W) with H·W >= 2, got "
+                                 f"{shape}")
         rows, cols = torch.arange(shape[1]), torch.arange(shape[2])
         mask = ((rows[:, None] + cols[None, :]) % 2 == 0).expand(shape)
     else:
         if shape[0] < 2:
-            raise ValueError(f"a {kind} mask needs at least 2 entries along dimension 1, got shape {shape}")
+            raise WavesynthError(f"a {kind} mask needs at least 2 entries along dimension 1, got shape "
+                                 f"{shape}")
         index = torch.arange(shape[0])
         mask = index < shape[0] // 2 if kind == "half" else index % 2 == 0
         mask = mask.view(-1, *([1] * (len(shape) - 1))).expand(shape)
@@ -132,7 +136,7 @@ class AffineCoupling(Coupling):
 
     def __init__(self, mask: Tensor, conditioner: nn.Module, scale: str = "sigmoid"):
         if scale not in LOG_SCALES:
-            raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(LOG_SCALES)}")
+            raise WavesynthError(f"unknown scale {scale!r}; choose from {', '.join(LOG_SCALES)}")
         super().__init__(mask, conditioner)
         self.scale = scale
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import WavesynthError
 from .base import CompositeTransform, Transform
 from .conditioners import MLP, ConvNet
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling, DiagonalScaling, coupling_mask
@@ -90,7 +91,7 @@ def RealNVP(  # noqa: N802
         ]
 
     if min(num_layers, num_scales) < 1:
-        raise ValueError(f"num_layers and num_scales must be positive, got {num_layers}, {num_scales}")
+        raise WavesynthError(f"num_layers and num_scales must be positive, got {num_layers}, {num_scales}")
     if isinstance(shape, int):
         layers = [t for i in range(num_layers) for t in coupling((shape,), "half", i % 2 == 1)]
         return Flow(StandardNormal(shape), layers)
@@ -124,11 +125,12 @@ def Glow(  # noqa: N802
     Sampling with temperature T draws every ε as T·ε. H and W must be divisible by 2^levels.
     """
     if min(levels, depth) < 1:
-        raise ValueError(f"levels and depth must be positive, got {levels}, {depth}")
+        raise WavesynthError(f"levels and depth must be positive, got {levels}, {depth}")
     if coupling not in ("affine", "additive"):
-        raise ValueError(f"unknown coupling {coupling!r}; choose from affine, additive")
+        raise WavesynthError(f"unknown coupling {coupling!r}; choose from affine, additive")
     if permutation not in GLOW_PERMUTATIONS:
-        raise ValueError(f"unknown permutation {permutation!r}; choose from {', '.join(GLOW_PERMUTATIONS)}")
+        raise WavesynthError(f"unknown permutation {permutation!r}; choose from "
+                             f"{', '.join(GLOW_PERMUTATIONS)}")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     shape = _image_shape((in_channels, *size), levels)
 
@@ -160,7 +162,7 @@ def Glow(  # noqa: N802
 def _image_shape(shape: Sequence[int], halvings: int) -> tuple[int, int, int]:
     shape = tuple(shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"image shape must be (C, H, W) with positive sizes, got {shape}")
+        raise WavesynthError(f"image shape must be (C, H, W) with positive sizes, got {shape}")
     if shape[1] % 2**halvings or shape[2] % 2**halvings:
-        raise ValueError(f"H and W must be divisible by 2^{halvings} for this many scales, got {shape}")
+        raise WavesynthError(f"H and W must be divisible by 2^{halvings} for this many scales, got {shape}")
     return shape

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from .base import CompositeTransform, Transform, check_input
 from .distributions import BaseDistribution
 
@@ -42,7 +43,7 @@ class Flow(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Samples and their (untempered) model log-density: log p_z(z) - log|det ∂x/∂z|."""
         if n < 1:
-            raise ValueError(f"number of samples must be positive, got {n}")
+            raise WavesynthError(f"number of samples must be positive, got {n}")
         self._check_context(context, n)
         z = self.base.sample(n, temperature=temperature)
         x, logabsdet = self.transform.inverse(z, context)
@@ -55,4 +56,4 @@ class Flow(nn.Module):
     @staticmethod
     def _check_context(context: Tensor | None, batch: int) -> None:
         if context is not None and context.shape[0] != batch:
-            raise ValueError(f"context has batch size {context.shape[0]}, expected {batch}")
+            raise WavesynthError(f"context has batch size {context.shape[0]}, expected {batch}")

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from .base import Transform
 
 
@@ -31,7 +32,7 @@ class InvertibleLinear(Transform):
     def __init__(self, features: int, lu: bool = True, bias: bool = True, init: str = "rotation"):
         super().__init__()
         if init not in ("rotation", "identity"):
-            raise ValueError(f"init must be 'rotation' or 'identity', got {init!r}")
+            raise WavesynthError(f"init must be 'rotation' or 'identity', got {init!r}")
         weight = random_rotation(features) if init == "rotation" else torch.eye(features)
         self.features = features
         self.lu = lu
@@ -86,7 +87,7 @@ class InvertibleLinear(Transform):
 
     def _multiply(self, matrix: Tensor, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.features:
-            raise ValueError(f"expected {self.features} features along dimension 1, got {tuple(x.shape)}")
+            raise WavesynthError(f"expected {self.features} features along dimension 1, got {tuple(x.shape)}")
         return torch.einsum("ij,bj...->bi...", matrix, x)
 
     @staticmethod

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
+
 ORDERINGS = ("natural", "reversed", "random")
 
 
@@ -38,12 +40,12 @@ def input_degrees(features: int, ordering: str | Tensor = "natural") -> Tensor:
             return torch.arange(features, 0, -1)
         if ordering == "random":
             return torch.randperm(features) + 1
-        raise ValueError(
+        raise WavesynthError(
             f"unknown ordering {ordering!r}; choose from {', '.join(ORDERINGS)} or a permutation"
         )
     order = torch.as_tensor(ordering, dtype=torch.long)
     if order.shape != (features,) or not torch.equal(order.sort().values, torch.arange(features)):
-        raise ValueError(f"ordering must be a permutation of 0..{features - 1}, got {order.tolist()}")
+        raise WavesynthError(f"ordering must be a permutation of 0..{features - 1}, got {order.tolist()}")
     return order + 1
 
 
@@ -79,7 +81,7 @@ class MADE(nn.Module):
         super().__init__()
         sizes = [features, hidden_features, num_blocks, output_multiplier]
         if min(sizes) < 1 or (context_features is not None and context_features < 1):
-            raise ValueError(
+            raise WavesynthError(
                 "features, hidden_features, num_blocks, output_multiplier, context_features must be >= 1"
             )
         self.features = features
@@ -137,13 +139,13 @@ class MADE(nn.Module):
     def check_input(self, x: Tensor, context: Tensor | None) -> None:
         """Raise ValueError unless x is (batch, D) and context is (batch, C) exactly when C is set."""
         if x.dim() != 2 or x.shape[1] != self.features:
-            raise ValueError(f"input has shape {tuple(x.shape)}, expected (batch, {self.features})")
+            raise WavesynthError(f"input has shape {tuple(x.shape)}, expected (batch, {self.features})")
         if self.context_features is None:
             if context is not None:
-                raise ValueError("context given, but this model was built without context_features")
+                raise WavesynthError("context given, but this model was built without context_features")
         elif context is None:
-            raise ValueError(f"context of shape (batch, {self.context_features}) is required")
+            raise WavesynthError(f"context of shape (batch, {self.context_features}) is required")
         elif tuple(context.shape) != (x.shape[0], self.context_features):
-            raise ValueError(
+            raise WavesynthError(
                 f"context has shape {tuple(context.shape)}, expected ({x.shape[0]}, {self.context_features})"
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from .base import InverseTransform, Transform, sum_except_batch
 
 
@@ -22,14 +23,14 @@ class Squeeze(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
-            raise ValueError(f"squeeze needs images (B, C, H, W) with even H and W, got {tuple(x.shape)}")
+            raise WavesynthError(f"squeeze needs images (B, C, H, W) with even H and W, got {tuple(x.shape)}")
         b, c, h, w = x.shape
         z = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, h // 2, w // 2)
         return z, x.new_zeros(b)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if z.dim() != 4 or z.shape[1] % 4:
-            raise ValueError(f"unsqueeze needs images (B, 4C, H, W), got {tuple(z.shape)}")
+            raise WavesynthError(f"unsqueeze needs images (B, 4C, H, W), got {tuple(z.shape)}")
         b, c4, h, w = z.shape
         x = z.reshape(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c4 // 4, 2 * h, 2 * w)
         return x, z.new_zeros(b)
@@ -54,7 +55,7 @@ class FactorOut(Transform):
     def __init__(self, channels: int, inner: Transform, prior: nn.Module | None = None):
         super().__init__()
         if channels < 2:
-            raise ValueError(f"factor-out needs at least 2 channels, got {channels}")
+            raise WavesynthError(f"factor-out needs at least 2 channels, got {channels}")
         self.channels = channels
         self.split = channels // 2
         self.inner = inner
@@ -80,7 +81,7 @@ class FactorOut(Transform):
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if x.dim() < 2 or x.shape[1] != self.channels:
-            raise ValueError(f"expected {self.channels} channels along dimension 1, got {tuple(x.shape)}")
+            raise WavesynthError(f"expected {self.channels} channels along dimension 1, got {tuple(x.shape)}")
         return x[:, : self.split], x[:, self.split :]
 
     def _prior(self, h: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import WavesynthError
 from .base import Transform
 
 
@@ -15,7 +16,7 @@ class Permutation(Transform):
         super().__init__()
         permutation = torch.as_tensor(permutation, dtype=torch.long)
         if not torch.equal(permutation.sort().values, torch.arange(len(permutation))):
-            raise ValueError("permutation must contain each index 0..n-1 exactly once")
+            raise WavesynthError("permutation must contain each index 0..n-1 exactly once")
         self.register_buffer("permutation", permutation)
         self.register_buffer("inverse_permutation", torch.argsort(permutation))
 
@@ -27,7 +28,7 @@ class Permutation(Transform):
 
     def _permute(self, x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
         if x.shape[1] != len(index):
-            raise ValueError(f"expected {len(index)} features along dimension 1, got {x.shape[1]}")
+            raise WavesynthError(f"expected {len(index)} features along dimension 1, got {x.shape[1]}")
         return x.index_select(1, index), x.new_zeros(x.shape[0])
 
 

@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import WavesynthError
 from .base import Transform, sum_except_batch
 
 
 def dequantize(x: Tensor, num_bins: int = 256, generator: torch.Generator | None = None) -> Tensor:
     """x = (k + u) / K with u ~ U[0, 1): integer levels k ∈ {0..K−1} -> [0, 1) (float32 for ints)."""
     if num_bins < 2:
-        raise ValueError(f"num_bins must be >= 2, got {num_bins}")
+        raise WavesynthError(f"num_bins must be >= 2, got {num_bins}")
     k = x if x.is_floating_point() else x.float()
     if not bool(((k == k.round()) & (k >= 0) & (k < num_bins)).all()):
-        raise ValueError(f"dequantize expects integer levels in 0..{num_bins - 1}")
+        raise WavesynthError(f"dequantize expects integer levels in 0..{num_bins - 1}")
     u = torch.rand(k.shape, generator=generator, dtype=k.dtype, device=k.device)
     return (k + u) / num_bins
 
@@ -38,14 +39,14 @@ class Logit(Transform):
     def __init__(self, alpha: float = 0.05):
         super().__init__()
         if not 0 <= alpha < 0.5:
-            raise ValueError(f"alpha must be in [0, 0.5), got {alpha}")
+            raise WavesynthError(f"alpha must be in [0, 0.5), got {alpha}")
         self.alpha = alpha
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         p = self.alpha + (1 - 2 * self.alpha) * x
         if not bool(((p > 0) & (p < 1)).all()):
             low, high = -self.alpha / (1 - 2 * self.alpha), (1 - self.alpha) / (1 - 2 * self.alpha)
-            raise ValueError(f"Logit expects data in [0, 1] (its domain is ({low:.4g}, {high:.4g}))")
+            raise WavesynthError(f"Logit expects data in [0, 1] (its domain is ({low:.4g}, {high:.4g}))")
         y = torch.log(p) - torch.log1p(-p)
         return y, self._logabsdet(y)
 
@@ -66,7 +67,7 @@ def bits_per_dim(log_prob: Tensor, num_dims: int, num_bins: int = 256, data_rang
     bits/dim = −(log p(x) + D log Δ) / (D ln 2); for x ∈ [0, 1] this is (−log p(x)/D + log K) / ln 2.
     """
     if num_dims < 1 or num_bins < 2 or data_range <= 0:
-        raise ValueError(
+        raise WavesynthError(
             f"need num_dims >= 1, num_bins >= 2, data_range > 0; got {num_dims}, {num_bins}, {data_range}"
         )
     log_bin_width = math.log(data_range / num_bins)

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import WavesynthError
+
 _EIGHT_GAUSSIANS_SCALE = 4.0 / math.sqrt(2.0)
 _EIGHT_GAUSSIANS_STD = 0.5 / math.sqrt(2.0)
 
@@ -81,5 +83,5 @@ TOY_DENSITIES = {
 def sample_toy2d(name: str, n: int, generator: torch.Generator | None = None) -> Tensor:
     """Draw n points from the named toy density."""
     if name not in TOY_DENSITIES:
-        raise ValueError(f"unknown toy density {name!r}; choose from {', '.join(TOY_DENSITIES)}")
+        raise WavesynthError(f"unknown toy density {name!r}; choose from {', '.join(TOY_DENSITIES)}")
     return TOY_DENSITIES[name](n, generator)

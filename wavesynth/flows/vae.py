@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from .autoregressive_models import IAF, MAF
 from .base import full_precision
 from .conditioners import MLP
@@ -62,11 +63,12 @@ class VAE(nn.Module):
     ):
         super().__init__()
         if posterior not in POSTERIORS:
-            raise ValueError(f"unknown posterior {posterior!r}; choose from {', '.join(POSTERIORS)}")
+            raise WavesynthError(f"unknown posterior {posterior!r}; choose from {', '.join(POSTERIORS)}")
         if prior not in PRIORS:
-            raise ValueError(f"unknown prior {prior!r}; choose from {', '.join(PRIORS)}")
+            raise WavesynthError(f"unknown prior {prior!r}; choose from {', '.join(PRIORS)}")
         if min(data_features, latent_features, num_flows, context_features) < 1:
-            raise ValueError("data_features, latent_features, num_flows and context_features must be >= 1")
+            raise WavesynthError("data_features, latent_features, num_flows and context_features must be >= "
+                                 "1")
         self.data_features = data_features
         self.latent_features = latent_features
         self.context_features = context_features if posterior == "iaf" else 0
@@ -111,7 +113,7 @@ class VAE(nn.Module):
         if noise is None:
             noise = torch.randn(shape, dtype=mean.dtype, device=mean.device)
         elif tuple(noise.shape) != shape:
-            raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {shape}")
+            raise WavesynthError(f"noise has shape {tuple(noise.shape)}, expected {shape}")
         z = mean + log_std.exp() * noise
         log_q = _standard_normal_log_prob(noise) - log_std.sum(1)
         if self.posterior_flow is not None:
@@ -133,7 +135,7 @@ class VAE(nn.Module):
     def log_weights(self, x: Tensor, num_samples: int) -> Tensor:
         """log wₖ = log p(x | zₖ) + log p(zₖ) − log q(zₖ | x), zₖ ~ q(z | x): shape (num_samples, batch)."""
         if num_samples < 1:
-            raise ValueError(f"number of samples must be positive, got {num_samples}")
+            raise WavesynthError(f"number of samples must be positive, got {num_samples}")
         z, log_q = self.sample_posterior(x, num_samples)
         return self.log_likelihood(x, z) + self.log_prior(z) - log_q
 
@@ -152,7 +154,7 @@ class VAE(nn.Module):
     def sample(self, n: int, temperature: float = 1.0) -> Tensor:
         """n draws of the decoder means E[x | z] = sigmoid(decoder(z)), z ~ p(z) at ``temperature``."""
         if n < 1:
-            raise ValueError(f"number of samples must be positive, got {n}")
+            raise WavesynthError(f"number of samples must be positive, got {n}")
         if self.prior is None:
             device = next(self.decoder.parameters()).device
             z = temperature * torch.randn(n, self.latent_features, device=device)
@@ -163,9 +165,9 @@ class VAE(nn.Module):
     def _check_data(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.data_features:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"x has shape {shape}, expected (batch, {self.data_features})")
+            raise WavesynthError(f"x has shape {shape}, expected (batch, {self.data_features})")
         if not bool(((x >= 0) & (x <= 1)).all()):
-            raise ValueError("x must lie in [0, 1] (binary data for a Bernoulli decoder)")
+            raise WavesynthError("x must lie in [0, 1] (binary data for a Bernoulli decoder)")
 
 
 def _standard_normal_log_prob(z: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from ..errors import WavesynthError
 from ..pitch.excitation import excitation_channels
 
 
@@ -48,44 +49,46 @@ class StudentConfig:
         for name in ("channels", "gate_channels", "n_mels", "hop_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"StudentConfig.{name} must be a positive integer, got {value!r}")
+                raise WavesynthError(f"StudentConfig.{name} must be a positive integer, got {value!r}")
         if not self.flow_layers or any(not isinstance(n, int) or n < 1 for n in self.flow_layers):
-            raise ValueError(f"StudentConfig.flow_layers must be positive integers, got {self.flow_layers}")
+            raise WavesynthError("StudentConfig.flow_layers must be positive integers, got "
+                                 f"{self.flow_layers}")
         if len(self.flow_cycles) != len(self.flow_layers):
-            raise ValueError(
+            raise WavesynthError(
                 f"StudentConfig.flow_cycles {self.flow_cycles} must give one cycle count per flow "
                 f"({len(self.flow_layers)} flows)"
             )
         for layers, cycles in zip(self.flow_layers, self.flow_cycles, strict=True):
             if not isinstance(cycles, int) or cycles < 1 or layers % cycles:
-                raise ValueError(
+                raise WavesynthError(
                     f"StudentConfig.flow_cycles: each flow's layers must be a multiple of its cycles, got "
                     f"{layers} layers in {cycles} cycles"
                 )
         if not isinstance(self.kernel_size, int) or self.kernel_size < 2:
-            raise ValueError(f"StudentConfig.kernel_size must be an integer >= 2, got {self.kernel_size!r}")
+            raise WavesynthError("StudentConfig.kernel_size must be an integer >= 2, got "
+                                 f"{self.kernel_size!r}")
         if self.gate_channels % 2:
-            raise ValueError(
+            raise WavesynthError(
                 f"StudentConfig.gate_channels must be even (tanh and sigmoid halves), "
                 f"got {self.gate_channels}"
             )
         if self.noise not in ("logistic", "gaussian"):
-            raise ValueError(f"StudentConfig.noise must be 'logistic' or 'gaussian', got {self.noise!r}")
+            raise WavesynthError(f"StudentConfig.noise must be 'logistic' or 'gaussian', got {self.noise!r}")
         if not self.upsample_scales or any(not isinstance(s, int) or s < 1 for s in self.upsample_scales):
-            raise ValueError(
+            raise WavesynthError(
                 f"StudentConfig.upsample_scales must be positive integers, got {self.upsample_scales}"
             )
         if math.prod(self.upsample_scales) != self.hop_length:
-            raise ValueError(
+            raise WavesynthError(
                 f"StudentConfig.upsample_scales {self.upsample_scales} multiply to "
                 f"{math.prod(self.upsample_scales)}, not hop_length {self.hop_length}"
             )
         if not math.isfinite(self.log_scale_min):
-            raise ValueError(f"StudentConfig.log_scale_min must be finite, got {self.log_scale_min!r}")
+            raise WavesynthError(f"StudentConfig.log_scale_min must be finite, got {self.log_scale_min!r}")
         excitation_channels(self.excitation, self.harmonics)
         if self.excitation_at not in ("blocks", "flow_input"):
-            raise ValueError(f"StudentConfig.excitation_at must be 'blocks' or 'flow_input', "
-                             f"got {self.excitation_at!r}")
+            raise WavesynthError("StudentConfig.excitation_at must be 'blocks' or 'flow_input', got "
+                                 f"{self.excitation_at!r}")
 
     @property
     def excitation_channels(self) -> int:
@@ -100,5 +103,5 @@ class StudentConfig:
         """Inverse of ``to_dict``; unknown keys are a ValueError."""
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown StudentConfig keys: {sorted(unknown)}")
+            raise WavesynthError(f"unknown StudentConfig keys: {sorted(unknown)}")
         return cls(**values)

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from ..flows.base import float32_region
 from ..wavenet.distributions import LEVELS, OutputHead, make_head
 
@@ -59,7 +60,7 @@ class GaussianKL(NamedTuple):
 def check_teacher_head(head: OutputHead) -> None:
     """ValueError unless the teacher's head gives a density differentiable in x."""
     if head.name not in DISTILLABLE_HEADS:
-        raise ValueError(
+        raise WavesynthError(
             f"cannot distil from a teacher with the {head.name!r} head: its log-probability is not "
             f"differentiable in x; use one of {', '.join(DISTILLABLE_HEADS)}"
         )

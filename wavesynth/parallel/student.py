@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from ..wavenet.distributions import LocationScale, make_head
 from ..wavenet.layers import RESIDUAL_SCALE, ConditioningUpsampler, WaveNetStack, pointwise, shift_right
 from .config import StudentConfig
@@ -197,18 +198,18 @@ class ParallelWaveNet(nn.Module):
     def _check(self, z: Tensor, mel: Tensor, excitation: Tensor | None) -> None:
         cfg = self.config
         if mel.dim() != 3 or mel.shape[1] != cfg.n_mels:
-            raise ValueError(f"mel must be (batch, {cfg.n_mels}, frames), got {tuple(mel.shape)}")
+            raise WavesynthError(f"mel must be (batch, {cfg.n_mels}, frames), got {tuple(mel.shape)}")
         expected = (mel.shape[0], mel.shape[2] * cfg.hop_length)
         if tuple(z.shape) != expected:
-            raise ValueError(f"z must be (batch, frames * hop_length) = {expected}, got {tuple(z.shape)}")
+            raise WavesynthError(f"z must be (batch, frames * hop_length) = {expected}, got {tuple(z.shape)}")
         E = cfg.excitation_channels
         if E and (excitation is None or tuple(excitation.shape) != (*expected[:1], E, expected[1])):
             got = None if excitation is None else tuple(excitation.shape)
-            raise ValueError(f"this student needs an excitation of shape {(expected[0], E, expected[1])}, "
-                             f"got {got}")
+            raise WavesynthError("this student needs an excitation of shape "
+                                 f"{(expected[0], E, expected[1])}, got {got}")
         if not E and excitation is not None:
-            raise ValueError("this student has no excitation input (excitation = 'none'); "
-                             "pass excitation=None")
+            raise WavesynthError("this student has no excitation input (excitation = 'none'); pass "
+                                 "excitation=None")
 
     def forward(
         self, z: Tensor, mel: Tensor, excitation: Tensor | None = None

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import MelExtractor, get_preset
+from ..errors import WavesynthError
 from ..train import Audio, TrainConfig, load_trained
 from ..wavenet import WaveNet
 from ..wavenet.task import AudioDataConfig, AudioTask, TeacherTask
@@ -65,20 +66,20 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.samples < 1:
-            raise ValueError(f"samples must be >= 1, got {self.samples}")
+            raise WavesynthError(f"samples must be >= 1, got {self.samples}")
         weights = ("kl_weight", "log_scale_weight", "power_weight", "spectral_weight", "mel_weight",
                    "contrastive_weight")
         for name in weights:
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise WavesynthError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.kl_weight or self.power_weight or self.spectral_weight or self.mel_weight):
-            raise ValueError("the objective is empty: set kl_weight, power_weight, spectral_weight or "
-                             "mel_weight above 0")
+            raise WavesynthError("the objective is empty: set kl_weight, power_weight, spectral_weight or "
+                                 "mel_weight above 0")
         if self.n_fft < 2 or not 1 <= self.fft_hop <= self.n_fft:
-            raise ValueError(f"n_fft must be >= 2 and fft_hop in [1, n_fft], got {self.n_fft} and "
-                             f"{self.fft_hop}")
+            raise WavesynthError(f"n_fft must be >= 2 and fft_hop in [1, n_fft], got {self.n_fft} and "
+                                 f"{self.fft_hop}")
         if not self.spectral_ffts or min(self.spectral_ffts) < 4:
-            raise ValueError(f"spectral_ffts must list STFT sizes >= 4, got {self.spectral_ffts}")
+            raise WavesynthError(f"spectral_ffts must list STFT sizes >= 4, got {self.spectral_ffts}")
 
 
 @dataclass
@@ -94,15 +95,17 @@ class DistillConfig:
     def __post_init__(self) -> None:
         mel = get_preset(self.data.preset)
         if (self.model.n_mels, self.model.hop_length) != (mel.n_mels, mel.hop_length):
-            raise ValueError(f"model.n_mels, model.hop_length = {self.model.n_mels}, {self.model.hop_length} "
-                             f"must match preset {mel.name!r} ({mel.n_mels}, {mel.hop_length})")
+            raise WavesynthError(f"model.n_mels, model.hop_length = {self.model.n_mels}, "
+                                 f"{self.model.hop_length} must match preset {mel.name!r} ({mel.n_mels}, "
+                                 f"{mel.hop_length})")
         longest_fft = max(self.loss.spectral_ffts + [self.loss.n_fft])
         if longest_fft // 2 >= self.data.segment_frames * mel.hop_length:
-            raise ValueError(f"an STFT of {longest_fft} samples needs crops longer than {longest_fft // 2} "
-                             f"samples: raise data.segment_frames above {longest_fft // 2 // mel.hop_length}")
+            raise WavesynthError(f"an STFT of {longest_fft} samples needs crops longer than "
+                                 f"{longest_fft // 2} samples: raise data.segment_frames above "
+                                 f"{longest_fft // 2 // mel.hop_length}")
         if self.loss.kl == "gaussian" and self.model.noise != "gaussian":
-            raise ValueError("loss.kl = 'gaussian' (ClariNet) needs a Gaussian student: set model.noise = "
-                             "'gaussian'")
+            raise WavesynthError("loss.kl = 'gaussian' (ClariNet) needs a Gaussian student: set model.noise "
+                                 "= 'gaussian'")
 
 
 def _bare(model: nn.Module) -> ParallelWaveNet:
@@ -129,15 +132,15 @@ class StudentTask(AudioTask):
         """The frozen teacher, loaded from ``config.teacher`` on first use."""
         if self._teacher is None:
             if not self.config.teacher:
-                raise ValueError("no teacher: set teacher = 'path/to/teacher.pt' (wavesynth train student "
-                                 "--teacher CKPT)")
+                raise WavesynthError("no teacher: set teacher = 'path/to/teacher.pt' (wavesynth train "
+                                     "student --teacher CKPT)")
             path = Path(self.config.teacher)
             if not path.is_file():
-                raise ValueError(f"{path}: no such teacher checkpoint")
+                raise WavesynthError(f"{path}: no such teacher checkpoint")
             try:
                 _, teacher = load_trained(path, TeacherTask, map_location=self.device)
             except ValueError as error:
-                raise ValueError(f"{path} is not a teacher checkpoint: {error}") from None
+                raise WavesynthError(f"{path} is not a teacher checkpoint: {error}") from None
             self.set_teacher(teacher)
         return self._teacher
 
@@ -146,11 +149,11 @@ class StudentTask(AudioTask):
         check_teacher_head(teacher.head)
         t, s = teacher.config, self.config.model
         if (t.n_mels, t.hop_length) != (s.n_mels, s.hop_length):
-            raise ValueError(f"the teacher has n_mels, hop_length = {t.n_mels}, {t.hop_length}, the student "
-                             f"{s.n_mels}, {s.hop_length}")
+            raise WavesynthError(f"the teacher has n_mels, hop_length = {t.n_mels}, {t.hop_length}, the "
+                                 f"student {s.n_mels}, {s.hop_length}")
         if self.config.loss.kl == "gaussian" and teacher.head.name != "gaussian":
-            raise ValueError(f"loss.kl = 'gaussian' needs a teacher with the Gaussian head, not "
-                             f"{teacher.head.name!r}; use loss.kl = 'sampled'")
+            raise WavesynthError("loss.kl = 'gaussian' needs a teacher with the Gaussian head, not "
+                                 f"{teacher.head.name!r}; use loss.kl = 'sampled'")
         self._teacher = teacher.requires_grad_(False).eval().to(self.device)
 
     def build_model(self) -> ParallelWaveNet:

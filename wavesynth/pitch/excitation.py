@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..audio.features import MelConfig
+from ..errors import WavesynthError
 
 #: Peak amplitude α of each harmonic (about the level of speech; the probe that motivated this used 0.1).
 AMPLITUDE = 0.1
@@ -40,9 +41,9 @@ def excitation_channels(kind: str, harmonics: int) -> int:
     ValueError (one line) for an unknown kind or a harmonics count below 1.
     """
     if kind not in EXCITATIONS:
-        raise ValueError(f"excitation must be one of {EXCITATIONS}, got {kind!r}")
+        raise WavesynthError(f"excitation must be one of {EXCITATIONS}, got {kind!r}")
     if not isinstance(harmonics, int) or harmonics < 1:
-        raise ValueError(f"harmonics must be a positive integer, got {harmonics!r}")
+        raise WavesynthError(f"harmonics must be a positive integer, got {harmonics!r}")
     return 0 if kind == "none" else harmonics + 1
 
 

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..audio.features import MelConfig
+from ..errors import MissingFileError, WavesynthError
 from ..train.checkpoint import load_fitting_state, read_state_dict, save_checkpoint
 
 PITCH_CONFIG_FILE, PITCH_WEIGHTS_FILE = "pitch.json", "pitch.pt"
@@ -78,28 +79,28 @@ class PitchPredictorConfig:
         for name in ("n_mels", "channels", "layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"PitchPredictorConfig.{name} must be a positive integer, got {value!r}")
+                raise WavesynthError(f"PitchPredictorConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.kernel_size, int) or self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"PitchPredictorConfig.kernel_size must be an odd positive integer (the net is "
-                             f"centred on each frame), got {self.kernel_size!r}")
+            raise WavesynthError("PitchPredictorConfig.kernel_size must be an odd positive integer (the net "
+                                 f"is centred on each frame), got {self.kernel_size!r}")
         self.dilations = tuple(self.dilations)
         dilations = self.layer_dilations
         if len(dilations) != self.layers or any(not isinstance(d, int) or d < 1 for d in dilations):
-            raise ValueError(f"PitchPredictorConfig.dilations must be {self.layers} positive integers (one "
-                             f"per layer; empty for the default), got {list(self.dilations)}")
+            raise WavesynthError(f"PitchPredictorConfig.dilations must be {self.layers} positive integers "
+                                 f"(one per layer; empty for the default), got {list(self.dilations)}")
         if not isinstance(self.bins, int) or self.bins < 2:
-            raise ValueError(f"PitchPredictorConfig.bins must be an integer >= 2, got {self.bins!r}")
+            raise WavesynthError(f"PitchPredictorConfig.bins must be an integer >= 2, got {self.bins!r}")
         if not 0 < self.f0_min < self.f0_max:
-            raise ValueError(f"PitchPredictorConfig needs 0 < f0_min < f0_max, "
-                             f"got {self.f0_min}, {self.f0_max}")
+            raise WavesynthError(f"PitchPredictorConfig needs 0 < f0_min < f0_max, got {self.f0_min}, "
+                                 f"{self.f0_max}")
         if not self.blur_cents > 0:
-            raise ValueError(f"PitchPredictorConfig.blur_cents must be > 0, got {self.blur_cents!r}")
+            raise WavesynthError(f"PitchPredictorConfig.blur_cents must be > 0, got {self.blur_cents!r}")
         if not isinstance(self.decode_radius, int) or self.decode_radius < 0:
-            raise ValueError(f"PitchPredictorConfig.decode_radius must be an integer >= 0, "
-                             f"got {self.decode_radius!r}")
+            raise WavesynthError("PitchPredictorConfig.decode_radius must be an integer >= 0, got "
+                                 f"{self.decode_radius!r}")
         if not 0 < self.voicing_threshold < 1:
-            raise ValueError(f"PitchPredictorConfig.voicing_threshold must lie in (0, 1), "
-                             f"got {self.voicing_threshold!r}")
+            raise WavesynthError("PitchPredictorConfig.voicing_threshold must lie in (0, 1), got "
+                                 f"{self.voicing_threshold!r}")
 
     @property
     def layer_dilations(self) -> tuple[int, ...]:
@@ -126,7 +127,7 @@ class PitchPredictorConfig:
         """Inverse of ``to_dict``; unknown keys are a ValueError."""
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown PitchPredictorConfig keys: {sorted(unknown)}")
+            raise WavesynthError(f"unknown PitchPredictorConfig keys: {sorted(unknown)}")
         return cls(**values)
 
 
@@ -181,8 +182,8 @@ class PitchPredictor(nn.Module):
     def forward(self, mel: Tensor) -> tuple[Tensor, Tensor]:
         """``mel`` (B, n_mels, F) -> (bin logits (B, bins, F), voicing logit (B, F))."""
         if mel.ndim != 3 or mel.shape[1] != self.config.n_mels:
-            raise ValueError(f"expected a mel of shape (batch, {self.config.n_mels}, frames), "
-                             f"got {tuple(mel.shape)}")
+            raise WavesynthError(f"expected a mel of shape (batch, {self.config.n_mels}, frames), got "
+                                 f"{tuple(mel.shape)}")
         x = self.input(mel)
         for block in self.blocks:
             x = block(x)
@@ -265,14 +266,14 @@ class PitchPredictor(nn.Module):
         config_path, weights_path = folder / PITCH_CONFIG_FILE, folder / PITCH_WEIGHTS_FILE
         for path in (config_path, weights_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file (a pitch predictor is {PITCH_CONFIG_FILE} + "
-                                        f"{PITCH_WEIGHTS_FILE})")
+                raise MissingFileError(f"{path}: no such file (a pitch predictor is {PITCH_CONFIG_FILE} + "
+                                       f"{PITCH_WEIGHTS_FILE})")
         try:
             info = json.loads(config_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{config_path}: not valid JSON ({error})") from None
+            raise WavesynthError(f"{config_path}: not valid JSON ({error})") from None
         if not isinstance(info, dict) or "model" not in info:
-            raise ValueError(f"{config_path}: expected an object with a 'model' entry")
+            raise WavesynthError(f"{config_path}: expected an object with a 'model' entry")
         mel = info.get("mel")
         predictor = cls(PitchPredictorConfig.from_dict(info["model"]),
                         MelConfig.from_dict(mel) if mel is not None else None)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import SegmentDataset, get_preset
+from ..errors import WavesynthError
 from ..eval.metrics import f0_rmse_cents, gross_pitch_error, vuv_error
 from ..train import Task, TrainConfig, load_trained
 from .predictor import PitchPredictor, PitchPredictorConfig
@@ -38,19 +39,20 @@ class PitchDataConfig:
     def __post_init__(self) -> None:
         get_preset(self.preset)
         if not self.caches:
-            raise ValueError("caches must name at least one feature cache")
+            raise WavesynthError("caches must name at least one feature cache")
         if self.segment_frames < 1:
-            raise ValueError(f"segment_frames must be >= 1, got {self.segment_frames}")
+            raise WavesynthError(f"segment_frames must be >= 1, got {self.segment_frames}")
         if self.val_segment_frames < 0:
-            raise ValueError(f"val_segment_frames must be >= 0 (0: whole utterances), "
-                             f"got {self.val_segment_frames}")
+            raise WavesynthError("val_segment_frames must be >= 0 (0: whole utterances), got "
+                                 f"{self.val_segment_frames}")
 
     def dataset(self, split: str, segment_frames: int | None, seed: int) -> SegmentDataset:
         """Crops (None: whole utterances) of ``split`` with their pitch labels, checked against the preset."""
         data = SegmentDataset(self.caches, split, segment_frames=segment_frames, seed=seed, pitch=True)
         if data.config.name != self.preset:
-            raise ValueError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
-                             f"{self.preset!r}; preprocess with --preset {self.preset} or change data.preset")
+            raise WavesynthError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
+                                 f"{self.preset!r}; preprocess with --preset {self.preset} or change "
+                                 "data.preset")
         return data
 
 
@@ -65,8 +67,8 @@ class PitchConfig:
     def __post_init__(self) -> None:
         mel = get_preset(self.data.preset)
         if self.model.n_mels != mel.n_mels:
-            raise ValueError(f"model.n_mels = {self.model.n_mels} must match preset {mel.name!r} "
-                             f"({mel.n_mels})")
+            raise WavesynthError(f"model.n_mels = {self.model.n_mels} must match preset {mel.name!r} "
+                                 f"({mel.n_mels})")
 
 
 def inside_mask(batch: dict) -> Tensor:
@@ -126,6 +128,6 @@ def load_pitch_predictor(path: str | os.PathLike, *, ema: bool = True,
     mode, with ``mel_config`` set to the run's preset; ``.save(folder)`` puts it in a model folder."""
     task, model = load_trained(path, PitchTask, ema=ema, map_location=map_location)
     if not isinstance(model, PitchPredictor):  # pragma: no cover - load_trained builds a PitchTask model
-        raise ValueError(f"{path}: not a pitch predictor checkpoint")
+        raise WavesynthError(f"{path}: not a pitch predictor checkpoint")
     model.mel_config = get_preset(task.config.data.preset)
     return model

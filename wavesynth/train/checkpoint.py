@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from ..errors import MissingFileError, WavesynthError
+
 _STEP_FILE = re.compile(r"step-(\d+)\.pt")
 
 
@@ -52,10 +54,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several types for a damaged or foreign file
-        raise ValueError(f"cannot read checkpoint {path}: {_load_failure(error)}") from None
+        raise WavesynthError(f"cannot read checkpoint {path}: {_load_failure(error)}") from None
     if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: a model folder's weights (a plain state_dict), not a training checkpoint "
-                         "(a run's best.pt or step-*.pt)")
+        raise WavesynthError(f"{path}: a model folder's weights (a plain state_dict), not a training "
+                             "checkpoint (a run's best.pt or step-*.pt)")
     return state
 
 
@@ -96,8 +98,8 @@ class CheckpointDir:
             except (ValueError, FileNotFoundError) as error:
                 errors.append(str(error))
         found = "; ".join(errors) or "it holds none"
-        raise ValueError(f"no readable checkpoint in {self.folder} ({found}); move the damaged files away "
-                         "to start afresh, or choose another train.run_dir")
+        raise WavesynthError(f"no readable checkpoint in {self.folder} ({found}); move the damaged files "
+                             "away to start afresh, or choose another train.run_dir")
 
     def save(self, state: dict[str, Any], best: bool = False) -> Path:
         """Save a step checkpoint (and prune old ones), or ``best.pt`` when ``best``."""
@@ -123,16 +125,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     errors for a missing, unreadable, foreign or non-finite file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (the model's weights)")
+        raise MissingFileError(f"{path}: no such file (the model's weights)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a truncated, corrupt or foreign file
-        raise ValueError(f"{path}: not a readable weights file, {_load_failure(error)}") from None
+        raise WavesynthError(f"{path}: not a readable weights file, {_load_failure(error)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state_dict (names -> tensors)")
+        raise WavesynthError(f"{path}: expected a state_dict (names -> tensors)")
     bad = [name for name, value in state.items() if value.is_floating_point() and not value.isfinite().all()]
     if bad:
-        raise ValueError(f"{path}: non-finite weights in {bad[:3]}")
+        raise WavesynthError(f"{path}: non-finite weights in {bad[:3]}")
     return state
 
 
@@ -155,7 +157,7 @@ def load_fitting_state(model: torch.nn.Module, state: dict[str, torch.Tensor], p
     if unexpected:
         problems.append(f"unexpected {unexpected[0]}{_more(unexpected)}")
     if problems:
-        raise ValueError(f"{path}: weights do not fit the model in {config_file}: {'; '.join(problems)}")
+        raise WavesynthError(f"{path}: weights do not fit the model in {config_file}: {'; '.join(problems)}")
     model.load_state_dict(state)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
+from ..errors import WavesynthError
 from .precision import PRECISION_CHOICES
 
 if sys.version_info >= (3, 11):
@@ -83,7 +84,7 @@ class TrainConfig:
         if "bf16" in data:
             old = data.pop("bf16")
             if not isinstance(old, bool):
-                raise ValueError(f"bf16 must be true or false, got {old!r}")
+                raise WavesynthError(f"bf16 must be true or false, got {old!r}")
             data.setdefault("precision", "auto" if old else "fp32")
         return data
 
@@ -112,13 +113,13 @@ class TrainConfig:
 
 def _require(ok: bool, name: str, what: str, value: Any) -> None:
     if not ok:
-        raise ValueError(f"{name} {what}, got {value!r}")
+        raise WavesynthError(f"{name} {what}, got {value!r}")
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     """Build config dataclass ``cls`` from a (nested) mapping, checking every key, type and value."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a table, got {data!r}")
+        raise WavesynthError(f"{prefix.rstrip('.') or 'config'} must be a table, got {data!r}")
     data = _upgrade(cls, data, prefix)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
@@ -126,7 +127,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     for key, value in data.items():
         if key not in fields:
             where = f"[{prefix.rstrip('.')}]" if prefix else "the config"
-            raise ValueError(f"unknown key '{prefix}{key}' in {where}; valid keys: {', '.join(fields)}")
+            raise WavesynthError(f"unknown key '{prefix}{key}' in {where}; valid keys: {', '.join(fields)}")
         default = fields[key].default_factory
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping) and callable(default):
             # a partial table keeps the defaults the parent gives it (old keys mapped first, so that a
@@ -136,7 +137,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     try:
         return cls(**kwargs)
     except ValueError as error:
-        raise ValueError(f"{prefix}{error}") from None
+        raise WavesynthError(f"{prefix}{error}") from None
 
 
 def _upgrade(cls: type, data: Mapping[str, Any], prefix: str) -> Mapping[str, Any]:
@@ -148,7 +149,7 @@ def _upgrade(cls: type, data: Mapping[str, Any], prefix: str) -> Mapping[str, An
     try:
         return upgrade(data)
     except ValueError as error:
-        raise ValueError(f"{prefix}{error}") from None
+        raise WavesynthError(f"{prefix}{error}") from None
 
 
 def upgrade_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,10 +194,10 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
             with open(path, "rb") as file:
                 data = tomllib.load(file)
         except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path} is not valid TOML: {error}") from None
+            raise WavesynthError(f"{path} is not valid TOML: {error}") from None
         except UnicodeDecodeError as error:
-            raise ValueError(f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as "
-                             "UTF-8") from None
+            raise WavesynthError(f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as "
+                                 "UTF-8") from None
     for item in overrides:
         key, value, owner = _parse_override(cls, item)
         *tables, name = key.split(".")
@@ -218,7 +219,7 @@ def _parse_override(cls: type, item: str) -> tuple[str, Any, type]:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ValueError(f"override '{item}' must look like key=value, e.g. train.lr=1e-3")
+        raise WavesynthError(f"override '{item}' must look like key=value, e.g. train.lr=1e-3")
     target: Any = cls
     owner: type = cls
     parts = key.split(".")
@@ -230,12 +231,12 @@ def _parse_override(cls: type, item: str) -> tuple[str, Any, type]:
         if part not in names:
             where = ".".join(parts[:depth])
             where = f"[{where}]" if where else "the config"
-            raise ValueError(f"unknown key '{key}' in {where}; valid keys: {', '.join(names)}")
+            raise WavesynthError(f"unknown key '{key}' in {where}; valid keys: {', '.join(names)}")
         owner, target = target, typing.get_type_hints(target)[part]
         if depth < len(parts) - 1 and not dataclasses.is_dataclass(target):
-            raise ValueError(f"'{'.'.join(parts[:depth + 1])}' is not a table, so '{key}' cannot be set")
+            raise WavesynthError(f"'{'.'.join(parts[:depth + 1])}' is not a table, so '{key}' cannot be set")
     if dataclasses.is_dataclass(target):
-        raise ValueError(f"'{key}' is a table; set one of its keys, e.g. {key}.<name>=value")
+        raise WavesynthError(f"'{key}' is a table; set one of its keys, e.g. {key}.<name>=value")
     try:
         return key, tomllib.loads(f"v = {text.strip()}")["v"], owner
     except tomllib.TOMLDecodeError:
@@ -256,35 +257,35 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
                 return _convert(value, option, key)
             except ValueError as error:
                 errors.append(str(error))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{key} has the wrong type, got {value!r}")
+        raise WavesynthError(errors[0] if len(errors) == 1 else f"{key} has the wrong type, got {value!r}")
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"{key} must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise WavesynthError(f"{key} must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ValueError(f"{key} must be a table, got {value!r}")
+            raise WavesynthError(f"{key} must be a table, got {value!r}")
         if args[1] is Any:
             return dict(value)
         return {k: _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{key} must be a list, got {value!r}")
+            raise WavesynthError(f"{key} must be a list, got {value!r}")
         if origin is list:
             return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ValueError(f"{key} must be a list of {len(args)} values, got {value!r}")
+            raise WavesynthError(f"{key} must be a list of {len(args)} values, got {value!r}")
         return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if hint in (bool, int, str):
         if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
             return value
-        raise ValueError(f"{key} must be {_NAMES[hint]}, got {value!r}")
+        raise WavesynthError(f"{key} must be {_NAMES[hint]}, got {value!r}")
     if hint is float:
-        raise ValueError(f"{key} must be a number, got {value!r}")
+        raise WavesynthError(f"{key} must be a number, got {value!r}")
     raise TypeError(f"config field {key} has unsupported type {hint!r}")
 
 

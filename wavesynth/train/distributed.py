@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..errors import WavesynthError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -38,7 +40,8 @@ def env_info() -> DistInfo:
         return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                         int(os.environ.get("LOCAL_RANK", 0)))
     except ValueError:
-        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as set by torchrun)") from None
+        raise WavesynthError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as set by "
+                             "torchrun)") from None
 
 
 def pick_device(spec: str, info: DistInfo) -> torch.device:
@@ -48,7 +51,7 @@ def pick_device(spec: str, info: DistInfo) -> torch.device:
     device = torch.device(spec)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device '{spec}' was asked for but CUDA is not available")
+            raise WavesynthError(f"device '{spec}' was asked for but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import WavesynthError
+
 #: The precisions a run trains in (what ``resolve_precision`` returns).
 PRECISIONS = ("fp32", "bf16")
 
@@ -104,7 +106,7 @@ def native_bf16(device: torch.device | str) -> bool:
 def check_precision(name: str) -> str:
     """``name`` if it is one of ``PRECISION_CHOICES``, else a one-line ValueError."""
     if name not in PRECISION_CHOICES:
-        raise ValueError(f"unknown precision {name!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+        raise WavesynthError(f"unknown precision {name!r}; choose one of {', '.join(PRECISION_CHOICES)}")
     return name
 
 
@@ -115,7 +117,7 @@ def resolve_precision(name: str, device: torch.device | str) -> str:
     if name == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if name == "bf16" and _device(device).type not in ("cpu", "cuda"):
-        raise ValueError(f"bf16 autocast runs on cpu and cuda, not {_device(device).type}")
+        raise WavesynthError(f"bf16 autocast runs on cpu and cuda, not {_device(device).type}")
     return name
 
 

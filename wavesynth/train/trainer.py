@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from ..errors import WavesynthError
 from . import distributed
 from .checkpoint import CheckpointDir
 from .config import TrainConfig, save_config, to_dict, upgrade_dict
@@ -75,14 +76,15 @@ class Trainer:
         self.device = distributed.pick_device(cfg.device, self.info)
         per_step = self.info.world_size * cfg.grad_accum
         if cfg.batch_size % per_step:
-            raise ValueError(f"train.batch_size ({cfg.batch_size}) must be divisible by the number of "
-                             f"processes ({self.info.world_size}) times train.grad_accum ({cfg.grad_accum})")
+            raise WavesynthError(f"train.batch_size ({cfg.batch_size}) must be divisible by the number of "
+                                 f"processes ({self.info.world_size}) times train.grad_accum "
+                                 f"({cfg.grad_accum})")
         self.micro_batch = cfg.batch_size // per_step
         self.checkpoints = CheckpointDir(cfg.run_dir, cfg.keep_last)
         latest = self.checkpoints.latest()
         if latest is not None and not resume:
-            raise ValueError(f"{cfg.run_dir} already holds checkpoints; resume the run (--resume) "
-                             "or choose another train.run_dir")
+            raise WavesynthError(f"{cfg.run_dir} already holds checkpoints; resume the run (--resume) or "
+                                 "choose another train.run_dir")
         self._owns_group = distributed.init_process_group(self.info, self.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         if cfg.precision == "auto" and distributed.any_true([self.precision == "fp32"], self.device)[0]:
@@ -150,16 +152,16 @@ class Trainer:
         train_set = self.task.train_data()
         self.sampler = ResumableSampler(train_set, self.info.world_size, self.info.rank, cfg.seed)
         if self.sampler.num_samples < self.micro_batch:
-            raise ValueError(f"the training set has {len(train_set)} items: too few for a batch of "
-                             f"{self.micro_batch} per process and micro-step")
+            raise WavesynthError(f"the training set has {len(train_set)} items: too few for a batch of "
+                                 f"{self.micro_batch} per process and micro-step")
         self._loader_rng = torch.Generator()  # keeps DataLoader from drawing from the global generator
         self.loader = DataLoader(train_set, self.micro_batch, sampler=self.sampler, drop_last=True,
                                  collate_fn=self.task.collate, num_workers=cfg.num_workers,
                                  pin_memory=self.device.type == "cuda", generator=self._loader_rng)
         self.val_set = self.task.val_data()
         if self.val_set is not None and len(self.val_set) < self.info.world_size:
-            raise ValueError(f"the validation set has {len(self.val_set)} items, fewer than the "
-                             f"{self.info.world_size} processes")
+            raise WavesynthError(f"the validation set has {len(self.val_set)} items, fewer than the "
+                                 f"{self.info.world_size} processes")
 
     def _micro_batches(self) -> Iterator[Any]:
         """Training micro-batches forever, epoch after epoch, from the current data position on."""
@@ -337,12 +339,13 @@ class Trainer:
         """Restore ``state``, read from ``path``; returns the settings that differ from the saved config
         (its old keys, such as ``train.bf16``, mapped to new ones first)."""
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a wavesynth training checkpoint of format {CHECKPOINT_FORMAT}")
+            raise WavesynthError(f"{path} is not a wavesynth training checkpoint of format "
+                                 f"{CHECKPOINT_FORMAT}")
         changed = _diff(upgrade_dict(type(self.task.config), state["config"]), to_dict(self.task.config))
         _check_weights_fit(self.model, state["model"], path, changed)
         if state["step"] > self.config.steps:
-            raise ValueError(f"train.steps ({self.config.steps}) is below the step of {path} "
-                             f"({state['step']}); resume with train.steps >= {state['step']}")
+            raise WavesynthError(f"train.steps ({self.config.steps}) is below the step of {path} "
+                                 f"({state['step']}); resume with train.steps >= {state['step']}")
         self.model.load_state_dict(state["model"])
         self._saved_lr = resume_optimizer(self.optimizer, self.scheduler, state["optimizer"],
                                           state["scheduler"], self.config)
@@ -413,9 +416,10 @@ def _check_weights_fit(model: torch.nn.Module, weights: dict[str, Tensor], path:
     named = ([line for line in changed if line.startswith("model.")]
              or [line for line in changed if not line.startswith("train.")])
     because = f"changed since the checkpoint: {'; '.join(named)}" if named else "no setting changed"
-    raise ValueError(f"{path} does not fit the model ({because}; weights {', '.join(misfits[:3])}"
-                     f"{', ...' if len(misfits) > 3 else ''} differ); resume with the checkpoint's model "
-                     "settings, or train the new model in another train.run_dir")
+    raise WavesynthError(f"{path} does not fit the model ({because}; weights "
+                         f"{', '.join(misfits[:3])}{', ...' if len(misfits) > 3 else ''} differ); resume "
+                         "with the checkpoint's model settings, or train the new model in another "
+                         "train.run_dir")
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import WavesynthError
 from ..pitch.excitation import excitation_channels
 from .distributions import make_head
 
@@ -54,29 +55,30 @@ class WaveNetConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"WaveNetConfig.{name} must be a positive integer, got {value!r}")
+                raise WavesynthError(f"WaveNetConfig.{name} must be a positive integer, got {value!r}")
         if self.layers % self.cycles:
-            raise ValueError(
+            raise WavesynthError(
                 f"WaveNetConfig.layers ({self.layers}) must be a multiple of cycles ({self.cycles})"
             )
         if not isinstance(self.kernel_size, int) or self.kernel_size < 2:
-            raise ValueError(f"WaveNetConfig.kernel_size must be an integer >= 2, got {self.kernel_size!r}")
+            raise WavesynthError("WaveNetConfig.kernel_size must be an integer >= 2, got "
+                                 f"{self.kernel_size!r}")
         if self.gate_channels % 2:
-            raise ValueError(
+            raise WavesynthError(
                 f"WaveNetConfig.gate_channels must be even (tanh and sigmoid halves), "
                 f"got {self.gate_channels}"
             )
         if not self.upsample_scales or any(not isinstance(s, int) or s < 1 for s in self.upsample_scales):
-            raise ValueError(
+            raise WavesynthError(
                 f"WaveNetConfig.upsample_scales must be positive integers, got {self.upsample_scales}"
             )
         if math.prod(self.upsample_scales) != self.hop_length:
-            raise ValueError(
+            raise WavesynthError(
                 f"WaveNetConfig.upsample_scales {self.upsample_scales} multiply to "
                 f"{math.prod(self.upsample_scales)}, not hop_length {self.hop_length}"
             )
         if not isinstance(self.n_speakers, int) or self.n_speakers < 0:
-            raise ValueError(f"WaveNetConfig.n_speakers must be an integer >= 0, got {self.n_speakers!r}")
+            raise WavesynthError(f"WaveNetConfig.n_speakers must be an integer >= 0, got {self.n_speakers!r}")
         make_head(self.head, **self.head_options)
         excitation_channels(self.excitation, self.harmonics)
 
@@ -93,5 +95,5 @@ class WaveNetConfig:
         """Inverse of ``to_dict``; unknown keys are a ValueError."""
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown WaveNetConfig keys: {sorted(unknown)}")
+            raise WavesynthError(f"unknown WaveNetConfig keys: {sorted(unknown)}")
         return cls(**values)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import WavesynthError
 from ..flows.base import float32_region, full_precision
 
 BITS = 16
@@ -272,8 +273,8 @@ HEADS: dict[str, type[OutputHead]] = {
 def make_head(name: str, **options) -> OutputHead:
     """The head called ``name`` (one of ``HEADS``) with its keyword options."""
     if name not in HEADS:
-        raise ValueError(f"unknown output head {name!r}; choose one of {sorted(HEADS)}")
+        raise WavesynthError(f"unknown output head {name!r}; choose one of {sorted(HEADS)}")
     try:
         return HEADS[name](**options)
     except TypeError as error:
-        raise ValueError(f"bad options for output head {name!r}: {error}") from None
+        raise WavesynthError(f"bad options for output head {name!r}: {error}") from None

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import WavesynthError
 from .layers import RESIDUAL_SCALE
 
 if TYPE_CHECKING:
@@ -129,8 +130,8 @@ class GenerationState:
         if E or excitation is not None:
             if excitation is None or tuple(excitation.shape) != (B, E, T):
                 got = None if excitation is None else tuple(excitation.shape)
-                raise ValueError(f"this model needs an excitation of shape {(B, E, T)}, got {got}"
-                                 if E else "this model has no excitation input; pass excitation=None")
+                raise WavesynthError(f"this model needs an excitation of shape {(B, E, T)}, got {got}"
+                                     if E else "this model has no excitation input; pass excitation=None")
             w_excitation = torch.cat([b.excitation.weight[order, :, 0] * scale for b in blocks])  # (L·G, E)
             self.w_excitation = w_excitation.expand(self.chunk, L * G, E)
             self.excitation = excitation.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, E, B)
@@ -301,7 +302,7 @@ def generate(
     if single and excitation is not None:
         excitation = excitation.unsqueeze(0)
     if mel.dim() != 3 or mel.shape[1] != model.config.n_mels:
-        raise ValueError(f"mel must be (batch, {model.config.n_mels}, frames), got {tuple(mel.shape)}")
+        raise WavesynthError(f"mel must be (batch, {model.config.n_mels}, frames), got {tuple(mel.shape)}")
     hop = model.config.hop_length
     was_training = model.training
     model.eval()
@@ -313,8 +314,8 @@ def generate(
         if prefix is not None:
             prefix = prefix.unsqueeze(0) if prefix.dim() == 1 else prefix
             if prefix.shape[0] != mel.shape[0] or prefix.shape[1] > state.num_steps:
-                raise ValueError(f"prefix must be (batch={mel.shape[0]}, at most {state.num_steps} samples), "
-                                 f"got {tuple(prefix.shape)}")
+                raise WavesynthError(f"prefix must be (batch={mel.shape[0]}, at most {state.num_steps} "
+                                     f"samples), got {tuple(prefix.shape)}")
             prefix = prefix.to(state.output.device)
         _run(state, use_cuda_graph, prefix)
         out = state.samples().clone()

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
+
 RESIDUAL_SCALE = math.sqrt(0.5)
 
 
@@ -178,9 +180,10 @@ class WaveNetStack(nn.Module):
             expected = (x.shape[0], self.excitation_channels, x.shape[-1])
             if excitation is None or tuple(excitation.shape) != expected:
                 got = None if excitation is None else tuple(excitation.shape)
-                raise ValueError(f"this model needs an excitation of shape {expected}, got {got}")
+                raise WavesynthError(f"this model needs an excitation of shape {expected}, got {got}")
         elif excitation is not None:
-            raise ValueError("this model has no excitation input (excitation = 'none'); pass excitation=None")
+            raise WavesynthError("this model has no excitation input (excitation = 'none'); pass "
+                                 "excitation=None")
         phase = None if mel is None else upsampler.phase_weights()
         skips = None
         for block in self.blocks:

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..errors import WavesynthError
 from .config import WaveNetConfig
 from .distributions import make_head
 from .generation import generate
@@ -60,17 +61,17 @@ class WaveNet(nn.Module):
         """The global conditioning (B, speaker_dim) for speaker ids (B,), or None without speakers."""
         if self.speaker_embedding is None:
             if speaker is not None:
-                raise ValueError("this WaveNet has no speakers (n_speakers = 0); pass speaker=None")
+                raise WavesynthError("this WaveNet has no speakers (n_speakers = 0); pass speaker=None")
             return None
         if speaker is None:
-            raise ValueError(f"this WaveNet needs speaker ids in [0, {self.config.n_speakers})")
+            raise WavesynthError(f"this WaveNet needs speaker ids in [0, {self.config.n_speakers})")
         return self.speaker_embedding(speaker.reshape(-1).to(mel.device).expand(mel.shape[0]))
 
     def _check(self, x: Tensor, mel: Tensor) -> None:
         if mel.dim() != 3 or mel.shape[1] != self.config.n_mels:
-            raise ValueError(f"mel must be (batch, {self.config.n_mels}, frames), got {tuple(mel.shape)}")
+            raise WavesynthError(f"mel must be (batch, {self.config.n_mels}, frames), got {tuple(mel.shape)}")
         if x.dim() != 2 or x.shape[0] != mel.shape[0] or x.shape[1] != mel.shape[2] * self.config.hop_length:
-            raise ValueError(
+            raise WavesynthError(
                 f"x must be (batch, frames * hop_length) = ({mel.shape[0]}, "
                 f"{mel.shape[2] * self.config.hop_length}), got {tuple(x.shape)}"
             )

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import SegmentDataset, get_preset
+from ..errors import WavesynthError
 from ..pitch.excitation import SineExcitation
 from ..train import Audio, Task, TrainConfig
 from .config import WaveNetConfig
@@ -37,12 +38,12 @@ class AudioDataConfig:
     def __post_init__(self) -> None:
         get_preset(self.preset)
         if not self.caches:
-            raise ValueError("caches must name at least one feature cache")
+            raise WavesynthError("caches must name at least one feature cache")
         for name in ("segment_frames", "val_segment_frames"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise WavesynthError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.samples < 0 or self.sample_seconds <= 0:
-            raise ValueError("samples must be >= 0 and sample_seconds > 0")
+            raise WavesynthError("samples must be >= 0 and sample_seconds > 0")
 
     def dataset(self, split: str, segment_frames: int, seed: int, pitch: bool = False,
                 setting: str | None = None) -> SegmentDataset:
@@ -52,13 +53,14 @@ class AudioDataConfig:
         memory."""
         data = SegmentDataset(self.caches, split, segment_frames=segment_frames, seed=seed, pitch=pitch)
         if data.config.name != self.preset:
-            raise ValueError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
-                             f"{self.preset!r}; preprocess with --preset {self.preset} or change data.preset")
+            raise WavesynthError(f"{data.cache.root} holds {data.config.name!r} features but data.preset is "
+                                 f"{self.preset!r}; preprocess with --preset {self.preset} or change "
+                                 "data.preset")
         longest = max(row["frames"] for _, row in data.rows)
         if setting is not None and segment_frames > longest:
-            raise ValueError(f"data.{setting} ({segment_frames}) is longer than every {split!r} utterance "
-                             f"of {', '.join(self.caches)}: make it at most {longest} (the longest, in "
-                             "frames)")
+            raise WavesynthError(f"data.{setting} ({segment_frames}) is longer than every {split!r} "
+                                 f"utterance of {', '.join(self.caches)}: make it at most {longest} (the "
+                                 "longest, in frames)")
         return data
 
     def held_out(self, seed: int, pitch: bool = False) -> tuple[dict, list[str]]:
@@ -82,8 +84,9 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         mel = get_preset(self.data.preset)
         if (self.model.n_mels, self.model.hop_length) != (mel.n_mels, mel.hop_length):
-            raise ValueError(f"model.n_mels, model.hop_length = {self.model.n_mels}, {self.model.hop_length} "
-                             f"must match preset {mel.name!r} ({mel.n_mels}, {mel.hop_length})")
+            raise WavesynthError(f"model.n_mels, model.hop_length = {self.model.n_mels}, "
+                                 f"{self.model.hop_length} must match preset {mel.name!r} ({mel.n_mels}, "
+                                 f"{mel.hop_length})")
 
 
 class AudioTask(Task):
