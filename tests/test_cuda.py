@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_parallel_task import STUDENT
-from test_wavenet_task import TINY, cache, val_metrics, write_config  # noqa: F401 (cache is a fixture)
+from task_checks import STUDENT, TINY, val_metrics, write_config
 from wavenet_checks import random_inputs, tiny_wavenet
 
 from wavesynth.audio import load_audio
@@ -96,7 +95,7 @@ def test_shipped_teacher_on_cuda_generates_in_chunks(shipped_student):
     assert whole.shape == (40 * teacher.hop_length,) and np.isfinite(whole).all() and np.abs(whole).max() > 0
 
 
-def test_teacher_and_student_train_on_cuda_with_bf16_and_resume(cache, tmp_path):  # noqa: F811
+def test_teacher_and_student_train_on_cuda_with_bf16_and_resume(cache, tmp_path):
     config = write_config(tmp_path / "teacher.toml", cache, tmp_path / "teacher")
     cuda = ["train.device=cuda", "train.bf16=true", "train.val_every=2", "train.save_every=2"]
     teacher = ["train", "teacher", "--config", str(config), *TINY, *cuda, "model.head=gaussian"]

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from test_parallel_student import inputs, tiny_config, tiny_student
+from student_checks import inputs, tiny_config, tiny_student
 from torch.distributions import Normal, kl_divergence
 from wavenet_checks import tiny_wavenet
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-from test_wavenet_task import TINY, cache, val_metrics, write_config  # noqa: F401 (cache is a fixture)
+from task_checks import STUDENT, TINY, val_metrics, write_config
 
 from wavesynth.audio import MelExtractor, get_preset
 from wavesynth.cli import main
@@ -17,16 +17,9 @@ from wavesynth.parallel.task import DistillConfig, StudentTask
 from wavesynth.train import load_config, load_trained
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 
-STUDENT = [
-    "model.flow_layers=[2, 2]", "model.flow_cycles=[1, 1]", "model.channels=8", "model.gate_channels=8",
-    "data.segment_frames=4", "data.val_segment_frames=8", "data.sample_seconds=0.05", "train.batch_size=2",
-    "train.warmup_steps=0", "train.lr=1e-2", "train.progress=false", "train.log_every=1", "loss.samples=2",
-    "loss.spectral_weight=1", "loss.spectral_ffts=[64, 256]", "loss.mel_weight=1",
-]
-
 
 @pytest.fixture(scope="module")
-def teacher(cache, tmp_path_factory) -> Path:  # noqa: F811
+def teacher(cache, tmp_path_factory) -> Path:
     """A tiny Gaussian-head teacher trained for two steps."""
     folder = tmp_path_factory.mktemp("teacher")
     config = write_config(folder / "teacher.toml", cache, folder / "run")
@@ -38,7 +31,7 @@ def teacher(cache, tmp_path_factory) -> Path:  # noqa: F811
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kl", ["sampled", "gaussian"])
-def test_train_student_logs_every_term_writes_audio_and_resumes(cache, teacher, tmp_path, kl):  # noqa: F811
+def test_train_student_logs_every_term_writes_audio_and_resumes(cache, teacher, tmp_path, kl):
     config, run = write_config(tmp_path / "student.toml", cache, tmp_path / "run"), tmp_path / "run"
     noise = "gaussian" if kl == "gaussian" else "logistic"
     args = ["train", "student", "--config", str(config), "--teacher", str(teacher), *STUDENT,
@@ -64,6 +57,25 @@ def test_train_student_logs_every_term_writes_audio_and_resumes(cache, teacher, 
     assert isinstance(student, ParallelWaveNet) and task.config.teacher == str(teacher)
     assert not any(key.startswith("teacher") for key in torch.load(run / "step-00000003.pt")["model"])
     assert student.sample(torch.zeros(1, 80, 3)).shape == (1, 3 * 256)
+
+
+def test_two_student_steps_validate_to_the_weighted_sum_of_the_terms(cache, teacher, tmp_path):
+    """The fast version of the test above: 2 steps, one validation, no audio, no resume. val/loss (which
+    picks best.pt) is kl_weight·KL + power_weight·power + spectral_weight·spectral + mel_weight·log-mel L1
+    (StudentTask.validate; the sampled KL has no log-scale penalty), with weights other than 1."""
+    config, run = write_config(tmp_path / "student.toml", cache, tmp_path / "run"), tmp_path / "run"
+    weights = {"kl": 0.5, "power": 2.0, "spectral": 0.25, "log_mel_l1": 3.0}
+    args = ["train", "student", "--config", str(config), "--teacher", str(teacher), *STUDENT,
+            "loss.kl=sampled", "train.steps=2", "train.val_every=2", "train.save_every=2", "data.samples=0",
+            f"loss.kl_weight={weights['kl']}", f"loss.power_weight={weights['power']}",
+            f"loss.spectral_weight={weights['spectral']}", f"loss.mel_weight={weights['log_mel_l1']}"]
+    assert main(args) == 0
+    metrics = val_metrics(run)
+    assert sorted(metrics) == [2]
+    assert set(metrics[2]) == {"loss", "kl", "teacher_nll", "entropy", "power", "spectral", "log_mel_l1"}
+    assert all(math.isfinite(value) for value in metrics[2].values())
+    weighted = sum(weight * metrics[2][term] for term, weight in weights.items())
+    assert math.isclose(metrics[2]["loss"], weighted, rel_tol=1e-5)
 
 
 def test_bad_student_configs_are_one_line_errors(tmp_path, capsys):
@@ -165,7 +177,7 @@ def test_without_the_kl_a_training_step_never_runs_the_teacher():
     assert task.validate(student, batch)["kl"].isfinite() and calls
 
 
-def test_a_pitch_aware_teacher_and_student_train_on_the_cache_f0(cache, tmp_path):  # noqa: F811
+def test_a_pitch_aware_teacher_and_student_train_on_the_cache_f0(cache, tmp_path):
     """Both excitations come from the cache's pitch labels, the teacher's into the KL; the trained student's
     output depends on the F0 it is driven by."""
     teacher_run, student_run = tmp_path / "teacher", tmp_path / "student"

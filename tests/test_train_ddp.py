@@ -3,14 +3,11 @@
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
-from test_train_toy import ToyTask, toy_config
+from toy_task import TOY_SCRIPT, ToyTask, toy_config
 
 from wavesynth.train import CheckpointDir, Trainer, load_checkpoint
-
-TOY_SCRIPT = Path(__file__).with_name("test_train_toy.py")
 
 
 def _assert_close(a: dict, b: dict) -> None:

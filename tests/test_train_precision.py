@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from test_train_toy import ToyTask, toy_config
-from test_train_trainer import _assert_same_state, _final_state
-from test_wavenet_task import cache  # noqa: F401 (a fixture: a tiny feature cache)
+from task_checks import STUDENT, TINY, val_metrics
+from toy_task import TOY_SCRIPT, ToyTask, assert_same_state, final_state, toy_config
 
 from wavesynth import flows
 from wavesynth.train import CheckpointDir, Trainer, autocast, load_checkpoint, native_bf16, resolve_precision
 from wavesynth.train import precision as precision_module
 from wavesynth.train.precision import bf16_support, describe_precision
-
-TOY_SCRIPT = Path(__file__).with_name("test_train_toy.py")
 
 
 @pytest.fixture
@@ -152,12 +148,12 @@ def test_bf16_resume_continues_bit_for_bit_and_differs_from_fp32(tmp_path):
     assert trainer.fit().step == 6
     resumed = Trainer(ToyTask(config), resume=True)
     assert resumed.step == 6 and resumed.fit().step == 12
-    a, b = _final_state(tmp_path / "a" / "run"), _final_state(tmp_path / "b" / "run")
-    _assert_same_state(a, b)
+    a, b = final_state(tmp_path / "a" / "run"), final_state(tmp_path / "b" / "run")
+    assert_same_state(a, b)
     assert a["best"] == b["best"]
 
     Trainer(ToyTask(toy_config(tmp_path / "c", *overrides, "train.precision=fp32"))).fit()
-    c = _final_state(tmp_path / "c" / "run")
+    c = final_state(tmp_path / "c" / "run")
     assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"])  # bf16 really ran
 
 
@@ -250,11 +246,8 @@ def test_sum_except_batch_and_base_log_prob_are_float32_for_bf16_and_keep_float6
 
 
 @pytest.mark.slow
-def test_tiny_teacher_and_student_in_bf16_reach_the_fp32_validation_loss(cache, tmp_path):  # noqa: F811
+def test_tiny_teacher_and_student_in_bf16_reach_the_fp32_validation_loss(cache, tmp_path):
     """Trained the same steps on CPU in fp32 and in bf16: validation losses within 2%."""
-    from test_parallel_task import STUDENT
-    from test_wavenet_task import TINY, val_metrics
-
     from wavesynth.parallel.task import DistillConfig, StudentTask
     from wavesynth.train import load_config
     from wavesynth.wavenet.task import TeacherConfig, TeacherTask

@@ -9,37 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_train_toy import ToyTask, metrics_rows, toy_config
+from toy_task import TOY_SCRIPT, ToyTask, assert_same_state, final_state, metrics_rows, toy_config
 
 from wavesynth.audio import preprocess
 from wavesynth.cli import main
 from wavesynth.train import CheckpointDir, NonFiniteError, Trainer, load_checkpoint
 from wavesynth.train.optim import lr_factor
-
-TOY_SCRIPT = Path(__file__).with_name("test_train_toy.py")
-
-
-def _final_state(run: Path) -> dict:
-    return load_checkpoint(CheckpointDir(run).latest())
-
-
-def _assert_same_state(a: dict, b: dict) -> None:
-    for part in ("model", "optimizer", "ema", "scheduler"):
-        assert _flatten(a[part]).keys() == _flatten(b[part]).keys()
-        for key, value in _flatten(a[part]).items():
-            other = _flatten(b[part])[key]
-            if isinstance(value, torch.Tensor):
-                assert torch.equal(value, other), f"{part}.{key} differs"
-            else:
-                assert value == other, f"{part}.{key} differs"
-
-
-def _flatten(tree, prefix=""):
-    if isinstance(tree, dict):
-        return {k2: v2 for k, v in tree.items() for k2, v2 in _flatten(v, f"{prefix}{k}.").items()}
-    if isinstance(tree, list | tuple):
-        return {k2: v2 for i, v in enumerate(tree) for k2, v2 in _flatten(v, f"{prefix}{i}.").items()}
-    return {prefix: tree}
 
 
 @pytest.mark.parametrize("stop_after_step", [4, 7])  # 4.5 steps per epoch: stops mid-epoch and mid-step
@@ -62,8 +37,8 @@ def test_resume_continues_exactly(tmp_path, stop_after_step):
     resumed = Trainer(ToyTask(config), resume=True)
     assert resumed.step == stop_after_step
     assert resumed.fit().step == config.train.steps
-    a, b = _final_state(tmp_path / "a" / "run"), _final_state(tmp_path / "b" / "run")
-    _assert_same_state(a, b)
+    a, b = final_state(tmp_path / "a" / "run"), final_state(tmp_path / "b" / "run")
+    assert_same_state(a, b)
     assert a["best"] == b["best"]
     logged = [[r[:2] for r in metrics_rows(tmp_path / x / "run")] for x in "ab"]
     assert logged[0] == logged[1]
@@ -77,7 +52,7 @@ def test_resume_is_exact_with_dataloader_workers(tmp_path):
     task.on_loss = lambda call: call == 4 and trainer.stop()
     assert trainer.fit().step == 3
     Trainer(ToyTask(toy_config(tmp_path / "b", *overrides)), resume=True).fit()
-    _assert_same_state(_final_state(tmp_path / "a" / "run"), _final_state(tmp_path / "b" / "run"))
+    assert_same_state(final_state(tmp_path / "a" / "run"), final_state(tmp_path / "b" / "run"))
 
 
 def test_existing_run_needs_resume_and_resume_of_empty_dir_starts_fresh(tmp_path):

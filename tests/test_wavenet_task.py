@@ -1,55 +1,15 @@
 """`wavesynth train teacher`: the TeacherTask through the CLI, on a tiny preprocessed corpus."""
 
-import csv
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from task_checks import TINY, val_metrics, write_config
 
-from wavesynth.audio import preprocess
 from wavesynth.cli import main
 from wavesynth.train import load_trained
 from wavesynth.wavenet.task import TeacherTask
-
-TINY = [
-    "model.layers=2", "model.cycles=1", "model.residual_channels=8", "model.gate_channels=8",
-    "model.skip_channels=8", "data.segment_frames=4", "data.val_segment_frames=8",
-    "data.sample_seconds=0.05", "train.batch_size=2", "train.warmup_steps=0", "train.lr=1e-2",
-    "train.progress=false", "train.log_every=1",
-]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    """A hifigan-22k feature cache of six short noisy chirps (two in the validation split)."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        t = np.arange(int(22050 * 0.3)) / 22050
-        wave = 0.3 * np.sin(2 * np.pi * (300 + 100 * i + 2000 * t) * t) + 0.01 * rng.standard_normal(len(t))
-        sf.write(root / f"u{i}.wav", wave.astype(np.float32), 22050)
-    out = tmp_path_factory.mktemp("cache")
-    preprocess("folder", root, out, "hifigan-22k", trim_db=None, valid_fraction=0.34, progress=False,
-               workers=1)
-    return out
-
-
-def write_config(path: Path, cache: Path, run: Path) -> Path:
-    path.write_text(f'[data]\ncaches = ["{cache}"]\n\n[train]\nrun_dir = "{run}"\n')
-    return path
-
-
-def val_metrics(run: Path) -> dict[int, dict[str, float]]:
-    with open(run / "metrics.csv", newline="") as file:
-        rows = list(csv.reader(file))[1:]
-    out: dict[int, dict[str, float]] = {}
-    for step, name, value in rows:
-        if name.startswith("val/"):
-            out.setdefault(int(step), {})[name[4:]] = float(value)
-    return out
 
 
 def test_train_teacher_learns_logs_samples_and_resumes(cache, tmp_path):

@@ -245,6 +245,20 @@ class Vocoder:
     takes F0 from ``pitch_predictor`` (a ``PitchPredictor``) or from the caller. ``precision`` ("fp32",
     "bf16" or "auto": ``synthesis_precision``) is the model's arithmetic: in bf16 its weights and
     activations are bfloat16 but for the parts that stay float32 (``cast_for_synthesis``).
+
+    A shipped model (in the package's ``pretrained/`` folder: no download):
+
+    >>> import numpy as np
+    >>> vocoder = Vocoder.from_pretrained("allison-16k-student", device="cpu", precision="fp32")
+    >>> vocoder.kind, vocoder.sample_rate, vocoder.hop_length, vocoder.n_mels
+    ('student', 16000, 256, 80)
+    >>> t = np.arange(2560) / 16000  # 0.16 s: 10 frames of 256 samples
+    >>> mel = vocoder.mel((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+    >>> mel.shape
+    (80, 10)
+    >>> wave = vocoder.synthesize(mel, seed=0)
+    >>> wave.shape, wave.dtype, bool(np.abs(wave).max() <= 1)
+    ((2560,), dtype('float32'), True)
     """
 
     def __init__(

@@ -110,8 +110,8 @@ def track_pitch(wave: np.ndarray, config: MelConfig, tracker: str = "pyin") -> P
     >>> config = get_preset("hifigan-22k")
     >>> t = np.arange(22050) / 22050
     >>> track = track_pitch((0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), config)
-    >>> track.frames, round(float(np.median(track.f0[track.voiced > 0])))
-    (87, 200)
+    >>> track.frames, abs(float(np.median(track.f0[track.voiced > 0])) - 200) < 2  # pyin's grid: ~200.6 Hz
+    (87, True)
     """
     if tracker not in TRACKERS:
         raise WavesynthError(f"unknown pitch tracker {tracker!r} (known: {', '.join(TRACKERS)})")

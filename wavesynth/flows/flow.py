@@ -16,6 +16,12 @@ class Flow(nn.Module):
 
     ``context`` (optional) is passed to every transform, giving a conditional density p(x | c).
     When sampling with a context of batch size B, ``n`` must equal B (one sample per row).
+
+    >>> import torch
+    >>> from wavesynth.flows import ActNorm, LULinear, StandardNormal
+    >>> flow = Flow(StandardNormal(2), [ActNorm(2), LULinear(2)])
+    >>> tuple(flow.log_prob(torch.randn(8, 2)).shape), tuple(flow.sample(3).shape)
+    ((8,), (3, 2))
     """
 
     def __init__(self, base: BaseDistribution, transforms: Transform | Sequence[Transform]):

@@ -15,10 +15,13 @@ from ..errors import WavesynthError
 from .base import Transform
 
 
-def random_rotation(features: int, generator: torch.Generator | None = None) -> Tensor:
-    """An orthogonal matrix from the QR decomposition of a Gaussian matrix (Glow's initialisation)."""
+def random_rotation(
+    features: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
+    """An orthogonal matrix from the QR decomposition of a Gaussian matrix (Glow's initialisation), computed
+    in float64 and returned in ``dtype`` (torch's default dtype when None)."""
     q, r = torch.linalg.qr(torch.randn(features, features, generator=generator, dtype=torch.float64))
-    return (q * torch.sign(torch.diagonal(r))).float()
+    return (q * torch.sign(torch.diagonal(r))).to(dtype or torch.get_default_dtype())
 
 
 class InvertibleLinear(Transform):
@@ -33,7 +36,11 @@ class InvertibleLinear(Transform):
         super().__init__()
         if init not in ("rotation", "identity"):
             raise WavesynthError(f"init must be 'rotation' or 'identity', got {init!r}")
-        weight = random_rotation(features) if init == "rotation" else torch.eye(features)
+        dtype = torch.get_default_dtype()
+        if init == "rotation":
+            weight = random_rotation(features, dtype=dtype)
+        else:
+            weight = torch.eye(features, dtype=dtype)
         self.features = features
         self.lu = lu
         if lu:
@@ -41,7 +48,7 @@ class InvertibleLinear(Transform):
             s = torch.diagonal(upper)
             self.register_buffer("permutation", permutation)
             self.register_buffer("sign_s", torch.sign(s))
-            self.register_buffer("lower_mask", torch.tril(torch.ones(features, features), -1))
+            self.register_buffer("lower_mask", torch.tril(torch.ones(features, features, dtype=dtype), -1))
             self.lower = nn.Parameter(lower)
             self.upper = nn.Parameter(torch.triu(upper, 1))
             self.log_abs_s = nn.Parameter(torch.log(torch.abs(s)))
@@ -51,23 +58,28 @@ class InvertibleLinear(Transform):
 
     def _lu_factors(self) -> tuple[Tensor, Tensor]:
         eye = torch.eye(self.features, dtype=self.lower.dtype, device=self.lower.device)
-        lower = self.lower * self.lower_mask + eye
-        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_abs_s))
+        mask = self.lower_mask.to(self.lower.dtype)  # the buffers follow the parameters' dtype at use
+        lower = self.lower * mask + eye
+        upper = self.upper * mask.T + torch.diag(self.sign_s.to(self.lower.dtype) * torch.exp(self.log_abs_s))
         return lower, upper
+
+    def _permutation(self) -> Tensor:
+        return self.permutation.to(self.lower.dtype)
 
     def matrix(self) -> Tensor:
         """W."""
         if not self.lu:
             return self.weight
         lower, upper = self._lu_factors()
-        return self.permutation @ lower @ upper
+        return self._permutation() @ lower @ upper
 
     def inverse_matrix(self) -> Tensor:
         """W⁻¹ = U⁻¹ L⁻¹ Pᵀ by triangular solves when LU-parameterised."""
         if not self.lu:
             return torch.linalg.inv(self.weight)
         lower, upper = self._lu_factors()
-        l_inv_pt = torch.linalg.solve_triangular(lower, self.permutation.T, upper=False, unitriangular=True)
+        pt = self._permutation().T
+        l_inv_pt = torch.linalg.solve_triangular(lower, pt, upper=False, unitriangular=True)
         return torch.linalg.solve_triangular(upper, l_inv_pt, upper=True)
 
     def log_abs_det_matrix(self) -> Tensor:

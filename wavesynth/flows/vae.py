@@ -44,6 +44,12 @@ class VAE(nn.Module):
     Either left as None is an MLP of ``num_blocks`` ReLU layers of ``hidden_features`` units.
     ``posterior``: ``"diagonal"`` or ``"iaf"`` (``num_flows`` steps, MADEs of ``flow_hidden_features``).
     ``prior``: ``"standard"`` or ``"autoregressive"`` (a MAF of ``num_flows`` layers).
+
+    >>> import torch
+    >>> vae = VAE(12, 2, hidden_features=16, posterior="iaf", flow_hidden_features=16, context_features=4)
+    >>> x = (torch.rand(5, 12) < 0.5).float()
+    >>> tuple(vae.elbo(x).shape), tuple(vae.log_prob(x, num_samples=10).shape), tuple(vae.sample(3).shape)
+    ((5,), (5,), (3, 12))
     """
 
     def __init__(

@@ -159,6 +159,20 @@ class ParallelWaveNet(nn.Module):
     through the upsampler, on mel frames up to ``mel_context_frames`` (Q) either side of the frames it uses.
     So a chunk of mel frames [a, b) with its noise gives exactly the unchunked output for samples of frames
     [a + L, b - Q), L = ``chunk_context_frames[0]`` = Q + ceil(R / hop), Q = ``chunk_context_frames[1]``.
+
+    >>> import torch
+    >>> from wavesynth.parallel import StudentConfig
+    >>> config = StudentConfig(flow_layers=(2, 2), flow_cycles=(1, 1), channels=8, gate_channels=8, n_mels=5,
+    ...                        hop_length=4, upsample_scales=(2, 2))
+    >>> student = ParallelWaveNet(config)
+    >>> mel = torch.randn(1, 5, 3)  # (batch, n_mels, frames)
+    >>> x = student.sample(mel, generator=torch.Generator().manual_seed(0))
+    >>> tuple(x.shape), student.receptive_field
+    ((1, 12), 14)
+    >>> z = student.draw_noise((1, 12), generator=torch.Generator().manual_seed(0))  # the same noise
+    >>> x_again, mu, log_s = student(z, mel)
+    >>> torch.allclose(x_again, x, atol=1e-5), tuple(mu.shape) == tuple(log_s.shape) == (1, 12)
+    (True, True)
     """
 
     def __init__(self, config: StudentConfig):

@@ -19,6 +19,16 @@ class WaveNet(nn.Module):
 
     The input is shifted right by one sample, so the parameters at t depend on x_<t (and all of the mel):
     one teacher-forced pass gives p(x_t | x_<t, c) for every t, differentiably in x.
+
+    >>> import torch
+    >>> from wavesynth.wavenet import WaveNetConfig
+    >>> model = WaveNet(WaveNetConfig(layers=4, cycles=2, residual_channels=8, gate_channels=8,
+    ...                               skip_channels=8, n_mels=5, hop_length=4, upsample_scales=(2, 2)))
+    >>> mel = torch.randn(2, 5, 3)  # (batch, n_mels, frames): 3 frames of 4 samples
+    >>> tuple(model.log_prob(torch.zeros(2, 12), mel).shape), model.receptive_field
+    ((2, 12), 13)
+    >>> tuple(model.generate(mel, generator=torch.Generator().manual_seed(0)).shape)
+    (2, 12)
     """
 
     def __init__(self, config: WaveNetConfig):
