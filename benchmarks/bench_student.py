@@ -10,7 +10,8 @@ Measured at batch 1, in each precision (``--precisions``, default fp32 and bf16)
 ``sample(mel)`` (one parallel pass per flow) on ``--seconds`` of 22.05 kHz audio, and its peer, the
 teacher's cached ``generate(mel)``, on ``--teacher-frames`` frames (samples/s does not depend on the
 length). bf16 is inference in bf16: a copy of each model cast as ``Vocoder(precision="bf16")`` casts it
-(``wavesynth.vocoder.cast_for_synthesis``: a student's last flow stays float32); a path that cannot run
+(``wavesynth.vocoder.cast_for_synthesis``: a student's last flow stays float32, unless
+``--last-flow-bf16``, which shows what that costs in speed); a path that cannot run
 in bf16 prints "n/a". Real-time factor = synthesis time / audio duration (< 1 is faster than real time).
 Each precision's floor is the student's FLOPs per sample as wavesynth evaluates them, flow by flow, over
 this machine's dense matmul rate at the precision that flow runs in (a 1024² torch.matmul in float32 or
@@ -55,9 +56,11 @@ def flow_flops_per_sample(config: StudentConfig, context: int) -> list[int]:
     return [2 * (layers * per_layer + 3 * R) for layers in config.flow_layers]
 
 
-def floor_rate(flops: list[int], seconds: dict[str, float], precision: str) -> float:
-    """Samples/s at the matmul rate: bf16 runs every flow but the last in bf16 (``cast_for_synthesis``)."""
-    rates = [matmul_rate(seconds, precision)] * (len(flops) - 1) + [matmul_rate(seconds, "fp32")]
+def floor_rate(flops: list[int], seconds: dict[str, float], precision: str, last_flow_bf16: bool) -> float:
+    """Samples/s at the matmul rate: bf16 runs every flow but the last in bf16 (``cast_for_synthesis``),
+    the last one too with ``last_flow_bf16``."""
+    last = precision if last_flow_bf16 else "fp32"
+    rates = [matmul_rate(seconds, precision)] * (len(flops) - 1) + [matmul_rate(seconds, last)]
     return 1 / sum(f / r for f, r in zip(flops, rates, strict=True))
 
 
@@ -69,6 +72,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the floor is then that device's)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--last-flow-bf16", action="store_true",
+                        help="bf16 in the student's last flow too (faster; outside the drift bound)")
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = args.precisions.split(",")
@@ -94,6 +99,8 @@ def main() -> None:
         configs[name] = student
         for precision in precisions:
             s = cast_for_synthesis(copy.deepcopy(student), "student", precision)
+            if args.last_flow_bf16 and precision == "bf16":
+                s.flows[-1].to(torch.bfloat16)
             t = cast_for_synthesis(copy.deepcopy(teacher), "teacher", precision)
             m, tm = mel, teacher_mel
             contenders = {
@@ -130,7 +137,7 @@ def main() -> None:
         line = f"{name:9s}{sum(flops) / 1e6:13.2f}"
         for precision in precisions:
             s_key, t_key = f"{name} student {precision}", f"{name} teacher {precision}"
-            floor = floor_rate(flops, seconds, precision)
+            floor = floor_rate(flops, seconds, precision, args.last_flow_bf16)
             line += f" | {rate(s_key, frames * 256)}"
             if s_key in missing:
                 line += f"{'-':>6s}"

@@ -8,6 +8,7 @@ from vocoder_checks import TINY_STUDENT, TINY_TEACHER, fake_checkpoint
 from wavesynth import vocoder as vocoder_module
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
+from wavesynth.parallel.student import packed_flow
 from wavesynth.vocoder import Vocoder, export_pretrained, synthesis_precision
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 
@@ -103,3 +104,26 @@ def test_unknown_precision_is_a_one_line_error(student_checkpoint, tmp_path, cap
         main([*args, "--precision", "fp16"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_bf16_packed_flow_keeps_its_residual_stream_in_float32():
+    """Arithmetic rounding alone (the weights already bf16 values): a deep flow's packed bf16 (μ, log s)
+    stay over 10x closer to fp32 than the same flow run with every activation in bf16, because the packed
+    path keeps x, the residual stream h and the output 1x1 in float32 and rounds each layer's update once
+    (with h in bf16 too it was 7x)."""
+    torch.manual_seed(0)
+    model = ParallelWaveNet(StudentConfig(**{**TINY_STUDENT, "flow_layers": (24,), "flow_cycles": (3,)}))
+    flow, upsampler = model.flows[0], model.upsampler(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        model.to(torch.bfloat16).float()
+        mel, z = (torch.randn(1, 80, 8) * 0.5 - 5).bfloat16(), torch.randn(1, 8 * 256) * 0.1
+        reference = torch.stack(packed_flow(flow, z, mel.float(), upsampler.phase_weights()))
+        flow.to(torch.bfloat16)
+        packed = torch.stack(packed_flow(flow, z, mel, upsampler.phase_weights().bfloat16()))
+        upsampler.to(torch.bfloat16)
+        naive = torch.stack(flow(z.bfloat16(), mel, upsampler)).float()
+    assert packed.dtype == torch.float32
+    packed_error, naive_error = (packed - reference).norm(), (naive - reference).norm()
+    assert packed_error < 0.1 * naive_error, (packed_error, naive_error)

@@ -96,8 +96,11 @@ def packed_flow(
     [σ half, tanh half] with the tanh half doubled, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and
     a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂ is formed (negated) in place in the s₂ slot; h' = √½·(h + W_o a + b_o).
 
-    Everything runs in the flow's parameter dtype (bfloat16 for bf16 synthesis, with fp32 accumulation
-    inside each matmul) except the output 1x1, which gives (μ_k, log s_k) in float32 (or float64).
+    The matmuls, sigmoids and gates run in the flow's parameter dtype (bfloat16 for bf16 synthesis, with
+    fp32 accumulation inside each matmul). The residual stream h and the output 1x1, which gives
+    (μ_k, log s_k), stay float32 (or float64): each layer's update W_o a is rounded once, relative to its
+    own size, instead of h being re-rounded in every layer (a random walk over the stack); the taps read a
+    bf16 copy of h, written tile by tile.
     """
     stack = flow.stack
     B, T = x.shape
@@ -107,16 +110,19 @@ def packed_flow(
     tile = hop * max(1, TILE_SAMPLES // hop)
     weights = torch.cat([phase, phase.new_ones(1, hop)]).T  # (hop, 2Q+2): the last "frame" is the bias
     frames_t = F.pad(mel, (Q, Q)).transpose(1, 2)  # (B, frames + 2Q, n_mels)
-    h, h_next = x.new_zeros(B, pad + T, R), x.new_zeros(B, pad + T, R)
-    w_in, b_in = flow.input_conv.weight.view(-1), flow.input_conv.bias
-    h[:, pad:] = torch.addcmul(b_in, shift_right(x).unsqueeze(-1), w_in)
+    low, exact = flow.output.weight.dtype, torch.promote_types(x.dtype, torch.float32)
+    h, h_next = x.new_zeros(B, pad + T, R, dtype=exact), x.new_zeros(B, pad + T, R, dtype=exact)
+    w_in, b_in = flow.input_conv.weight.view(-1).to(exact), flow.input_conv.bias.to(exact)
+    h[:, pad:] = torch.addcmul(b_in, shift_right(x.to(exact)).unsqueeze(-1), w_in)
     if flow.excitation_input is not None:  # excitation_at = "flow_input": h_0 += W_e·e, then no more
         h[:, pad:].add_(excitation.transpose(1, 2) @ flow.excitation_input.weight[..., 0].T)
         excitation = None
+    rounded = low != exact  # the taps read h_low, a copy of h in the weights' dtype; else h itself
+    h_low, h_low_next = (h.to(low), x.new_zeros(B, pad + T, R, dtype=low)) if rounded else (h, h_next)
     G = stack.blocks[0].conv.out_channels
-    H, z_tile = G // 2, x.new_empty(min(tile, T), G)
+    H, z_tile = G // 2, x.new_empty(min(tile, T), G, dtype=low)
     order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(x.device)  # [σ half, tanh half]
-    scale = torch.ones(G, 1, device=x.device, dtype=x.dtype)
+    scale = torch.ones(G, 1, device=x.device, dtype=low)
     scale[H:] = 2  # the tanh half doubled
     excitation_t = None if excitation is None else excitation.transpose(1, 2)  # (B, T, E)
     for block in stack.blocks:
@@ -127,7 +133,7 @@ def packed_flow(
         bias = (block.conv.bias[order] * scale[:, 0]).view(1, 1, G, 1).expand(*windows.shape[:3], 1)
         windows = torch.cat([windows, bias], -1).transpose(2, 3)  # (B, frames, 2Q+2, G)
         w_out = block.out.weight[..., 0]
-        w_res, b_res = -w_out.T, RESIDUAL_SCALE * block.out.bias
+        w_res, b_res = -w_out.T, RESIDUAL_SCALE * block.out.bias.to(exact)
         w_excitation = None if excitation is None else (block.excitation.weight[order, :, 0] * scale).T
         for b in range(B):
             for start in range(0, T, tile):
@@ -138,17 +144,23 @@ def packed_flow(
                     z.addmm_(excitation_t[b, start:end], w_excitation)
                 for j in range(k):
                     lag = (k - 1 - j) * d
-                    z.addmm_(h[b, pad + start - lag : pad + end - lag], taps[j])
+                    z.addmm_(h_low[b, pad + start - lag : pad + end - lag], taps[j])
                 torch.sigmoid(z, out=z)
                 minus_a = z[:, :H].sub_(z[:, H:].mul_(z[:, :H]), alpha=2)  # s₂ - 2s₁s₂ = -tanh(z₁)σ(z₂)
                 rows = slice(pad + start, pad + end)
-                torch.addmm(h[b, rows], minus_a, w_res, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE,
-                            out=h_next[b, rows])
-                h_next[b, rows].add_(b_res)
+                if rounded:  # h' = √½·h + (√½·W_o a rounded once) + √½·b_o, in float32
+                    update = torch.mm(minus_a, w_res).mul_(RESIDUAL_SCALE)
+                    torch.add(update, h[b, rows], alpha=RESIDUAL_SCALE, out=h_next[b, rows])
+                    h_next[b, rows].add_(b_res)
+                    h_low_next[b, rows].copy_(h_next[b, rows])
+                else:
+                    torch.addmm(h[b, rows], minus_a, w_res, beta=RESIDUAL_SCALE, alpha=RESIDUAL_SCALE,
+                                out=h_next[b, rows])
+                    h_next[b, rows].add_(b_res)
         h, h_next = h_next, h
-    exact = torch.promote_types(x.dtype, torch.float32)
+        h_low, h_low_next = (h_low_next, h_low) if rounded else (h, h_next)
     w_out, b_out = flow.output.weight[..., 0].to(exact), flow.output.bias.to(exact)
-    out = torch.matmul(h[:, pad:].to(exact), w_out.T).add_(b_out)  # (B, T, 2)
+    out = torch.matmul(h[:, pad:], w_out.T).add_(b_out)  # (B, T, 2)
     return out[..., 0], out[..., 1].clamp(min=flow.log_scale_min)
 
 
@@ -271,9 +283,9 @@ class ParallelWaveNet(nn.Module):
         ε is ``noise`` (B, frames·hop) when given, else drawn from ``generator`` on the model's device.
         Equal to ``forward(z, mel, excitation)[0]``, computed flow by flow with ``packed_flow``, each flow
         in its own parameter dtype. A flow with bfloat16 weights (bf16 synthesis,
-        ``wavesynth.vocoder.cast_for_synthesis``) sees x, the mel and e rounded to bf16, while x and the
-        composition x ← x·s_k + μ_k stay in the last flow's dtype (float32), so rounding does not pile up
-        over the K flows.
+        ``wavesynth.vocoder.cast_for_synthesis``) sees the mel and e rounded to bf16, while x, its residual
+        stream, (μ_k, log s_k) and the composition x ← x·s_k + μ_k stay float32, so rounding does not pile
+        up over the layers or the K flows.
         """
         param = self.flows[-1].output.weight
         exact = torch.promote_types(param.dtype, torch.float32)
@@ -289,6 +301,6 @@ class ParallelWaveNet(nn.Module):
             dtype = flow.output.weight.dtype
             phase = self.upsampler(k).phase_weights().to(dtype)
             e = None if excitation is None else excitation.to(dtype)
-            mu, log_s = packed_flow(flow, x.to(dtype), mel.to(dtype), phase, e)
+            mu, log_s = packed_flow(flow, x, mel.to(dtype), phase, e)
             x = torch.addcmul(mu, x, log_s.exp())
         return x
