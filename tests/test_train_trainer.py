@@ -71,6 +71,22 @@ def test_resume_reports_changed_settings(tmp_path):
     assert "changed since the checkpoint: train.steps: 4 -> 8" in (tmp_path / "run" / "log.txt").read_text()
 
 
+def test_resume_with_another_validation_set_forgets_the_best_so_far(tmp_path):
+    """data.val_size changed on --resume: val/loss now measures something else, so the stored best is
+    forgotten (logged) and the next validation writes best.pt whatever its loss."""
+    Trainer(ToyTask(toy_config(tmp_path, "train.steps=8"))).fit()
+    best_before = load_checkpoint(tmp_path / "run" / "best.pt")["step"]
+    trainer = Trainer(ToyTask(toy_config(tmp_path, "train.steps=12", "data.val_size=3")), resume=True)
+    assert (trainer.best_metric, trainer.best_step) == (None, 0)
+    trainer.fit()
+    assert trainer.best_step >= 12 > best_before
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["step"] == trainer.best_step
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "val/loss now measures something else: the best so far" in log
+    unchanged = Trainer(ToyTask(toy_config(tmp_path, "train.steps=16", "data.val_size=3")), resume=True)
+    assert unchanged.best_step == trainer.best_step  # nothing changed this time: the best is kept
+
+
 def test_nonfinite_steps_are_skipped_and_logged(tmp_path):
     # grad_accum 2: loss calls 2 and 3 belong to step 2, call 8 to step 5
     config = toy_config(tmp_path, "data.nan_calls=[3, 8]")

@@ -35,6 +35,9 @@ CHECKPOINT_FORMAT = 1
 #: ``_diff`` lines of the optimiser's and lr schedule's settings (on resume the config's apply from then on)
 _SCHEDULE_LINES = tuple(f"train.{key}:" for key in ("optimizer", "lr", "betas", "eps", "weight_decay",
                                                      "schedule", "warmup_steps", "min_lr", "steps"))
+#: Changed settings after which ``val/loss`` measures something else (another sum, data or teacher): the
+#: best so far is forgotten on resume, so that ``best.pt`` compares like with like.
+_VALIDATION_LINES = ("loss.", "data.", "teacher:")
 
 
 class NonFiniteError(RuntimeError):
@@ -106,6 +109,7 @@ class Trainer:
         self.epoch = 0
         self.epoch_batches = 0  # micro-batches this process has taken from the current epoch
         self.best_metric: float | None = None
+        self._forgotten_best: tuple[float, int] | None = None  # (metric, step) of a best reset on resume
         self.best_step = 0
         self.nonfinite_streak = 0
         self._signalled = False  # set by the signal handler
@@ -144,6 +148,10 @@ class Trainer:
             if self._saved_precision not in (None, self.precision):
                 self._log(f"changed since the checkpoint: precision {self._saved_precision} -> "
                           f"{self.precision}")
+            if self._forgotten_best is not None:
+                metric, step = self._forgotten_best
+                self._log(f"val/loss now measures something else: the best so far ({metric:.4g} @ {step}) "
+                          "is forgotten, and best.pt is rewritten at the next validation")
 
     # ----------------------------------------------------------------------------------------- data
 
@@ -354,6 +362,9 @@ class Trainer:
         self.epoch = state["data"]["epoch"]
         self.epoch_batches = state["data"]["samples"] // self.info.world_size // self.micro_batch
         self.best_metric, self.best_step = state["best"]["metric"], state["best"]["step"]
+        if self.best_metric is not None and any(line.startswith(_VALIDATION_LINES) for line in changed):
+            self._forgotten_best = (self.best_metric, self.best_step)
+            self.best_metric, self.best_step = None, 0
         self.nonfinite_streak = state["nonfinite_streak"]
         if self.info.rank < len(state["rng"]):
             set_rng_state(state["rng"][self.info.rank])
