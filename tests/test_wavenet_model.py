@@ -15,6 +15,7 @@ from wavesynth.wavenet import (
     WaveNetConfig,
     WaveNetStack,
 )
+from wavesynth.wavenet.layers import RESIDUAL_SCALE
 
 
 @pytest.mark.parametrize("kernel_size, dilation", [(2, 1), (3, 4)])
@@ -187,3 +188,22 @@ def test_config_round_trip():
     assert WaveNet(again).head.num_params == 12
     with pytest.raises(ValueError, match="unknown WaveNetConfig keys"):
         WaveNetConfig.from_dict({"layerz": 3})
+
+
+def test_packed_gates_reproduce_the_residual_block():
+    """ResidualBlock.packed_gates, the layout of the fast paths: one sigmoid of the reordered z gives
+    [σ(z₂), σ(2z₁)], a = 2s₁s₂ - s₂, and W_o a + b_o split into residual and skip is the block's output."""
+    torch.manual_seed(0)
+    block = ResidualBlock(6, 10, 3, 2, cond_channels=4, global_channels=3, skip_channels=5,
+                          excitation_channels=2)
+    x, mel, g, e = torch.randn(2, 6, 16), torch.randn(2, 4, 16), torch.randn(2, 3), torch.randn(2, 2, 16)
+    phase = torch.ones(1, 1)  # hop 1, no upsampling: c = mel
+    with torch.no_grad():
+        residual, skip = block(x, mel, phase, g, e)
+        p = block.packed_gates()
+        z = F.conv1d(F.pad(x, (4, 0)), p.taps, dilation=2)
+        z = z + (p.bias + g @ p.global_cond.T).unsqueeze(-1) + p.cond @ mel + p.excitation @ e
+        s = torch.sigmoid(z)
+        a = 2 * s[:, 5:] * s[:, :5] - s[:, :5]
+    torch.testing.assert_close(RESIDUAL_SCALE * (x + p.residual @ a + p.residual_bias.view(-1, 1)), residual)
+    torch.testing.assert_close(p.skip @ a + p.skip_bias.view(-1, 1), skip)

@@ -91,10 +91,9 @@ def packed_flow(
     W_j x_{t-(k-1-j)·d} is a matmul over a shifted block of rows. Layer by layer, each utterance is done in
     tiles of about ``TILE_SAMPLES`` samples (whole frames): z = [A, 1]·[windows of the frame-rate
     projection V·mel, bias] (the upsampled conditioning; ``phase`` = A from
-    ``ConditioningUpsampler.phase_weights``), z += E·e (the excitation, time-major), z += Σ_j W_j·taps_j;
-    the gate rows are reordered to
-    [σ half, tanh half] with the tanh half doubled, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and
-    a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂ is formed (negated) in place in the s₂ slot; h' = √½·(h + W_o a + b_o).
+    ``ConditioningUpsampler.phase_weights``), z += E·e (the excitation, time-major), z += Σ_j W_j·taps_j,
+    with the gate rows of ``ResidualBlock.packed_gates``, so one sigmoid gives [s₂, s₁] = [σ(z₂), σ(2z₁)]
+    and a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂ is formed (negated) in place in the s₂ slot; h' = √½·(h + W_o a + b_o).
 
     The matmuls, sigmoids and gates run in the flow's parameter dtype (bfloat16 for bf16 synthesis, with
     fp32 accumulation inside each matmul). The residual stream h and the output 1x1, which gives
@@ -121,20 +120,16 @@ def packed_flow(
     h_low, h_low_next = (h.to(low), x.new_zeros(B, pad + T, R, dtype=low)) if rounded else (h, h_next)
     G = stack.blocks[0].conv.out_channels
     H, z_tile = G // 2, x.new_empty(min(tile, T), G, dtype=low)
-    order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(x.device)  # [σ half, tanh half]
-    scale = torch.ones(G, 1, device=x.device, dtype=low)
-    scale[H:] = 2  # the tanh half doubled
     excitation_t = None if excitation is None else excitation.transpose(1, 2)  # (B, T, E)
     for block in stack.blocks:
-        d = block.conv.dilation[0]
-        taps = (block.conv.weight[order] * scale.unsqueeze(-1)).permute(2, 1, 0)  # (k, R, G)
-        projections = frames_t @ (block.cond.weight[order, :, 0] * scale).T  # (B, frames + 2Q, G)
+        d, packed = block.conv.dilation[0], block.packed_gates()
+        taps = packed.taps.permute(2, 1, 0)  # (k, R, G)
+        projections = frames_t @ packed.cond.T  # (B, frames + 2Q, G)
         windows = projections.unfold(1, 2 * Q + 1, 1)  # (B, frames, G, 2Q+1)
-        bias = (block.conv.bias[order] * scale[:, 0]).view(1, 1, G, 1).expand(*windows.shape[:3], 1)
+        bias = packed.bias.view(1, 1, G, 1).expand(*windows.shape[:3], 1)
         windows = torch.cat([windows, bias], -1).transpose(2, 3)  # (B, frames, 2Q+2, G)
-        w_out = block.out.weight[..., 0]
-        w_res, b_res = -w_out.T, RESIDUAL_SCALE * block.out.bias.to(exact)
-        w_excitation = None if excitation is None else (block.excitation.weight[order, :, 0] * scale).T
+        w_res, b_res = -packed.residual.T, RESIDUAL_SCALE * packed.residual_bias.to(exact)
+        w_excitation = None if excitation is None else packed.excitation.T
         for b in range(B):
             for start in range(0, T, tile):
                 end = min(start + tile, T)

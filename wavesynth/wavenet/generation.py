@@ -77,23 +77,19 @@ class GenerationState:
         self.num_steps = T
         blocks = list(stack.blocks)
 
-        # Packed weights: gate pre-activation rows reordered to [σ half, tanh half], the tanh half doubled.
-        order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(device)
-        scale = torch.ones(G, 1, device=device, dtype=dtype)
-        scale[H:] = 2
-        conv_w = torch.stack([b.conv.weight[order] for b in blocks]) * scale.unsqueeze(-1)  # (L, G, R, k)
+        packed = [b.packed_gates() for b in blocks]  # gate rows [σ half, tanh half], the tanh half doubled
+        conv_w = torch.stack([p.taps for p in packed])  # (L, G, R, k)
         self.w_conv = conv_w.permute(0, 1, 3, 2).reshape(L, G, k * R).contiguous()  # taps oldest first
-        w_cond = torch.cat([b.cond.weight[order, :, 0] * scale for b in blocks])  # (L·G, C)
-        bias = torch.cat([b.conv.bias[order].unsqueeze(1) * scale for b in blocks])  # (L·G, 1)
+        w_cond = torch.cat([p.cond for p in packed])  # (L·G, C)
+        bias = torch.cat([p.bias.unsqueeze(1) for p in packed])  # (L·G, 1)
         g = model.speaker_vector(mel, speaker)
         if g is not None:
-            bias = bias + torch.cat([b.global_cond.weight[order] * scale for b in blocks]) @ g.T
+            bias = bias + torch.cat([p.global_cond for p in packed]) @ g.T
         self.bias = bias.expand(L * G, B).reshape(1, L * G * B)
-        out_w = [b.out.weight[..., 0] for b in blocks]  # (R + S, H)
-        out_b = [b.out.bias.unsqueeze(1) for b in blocks]
-        pairs = list(zip(out_w, out_b, strict=True))
-        self.w_res = torch.stack([torch.cat([-w[:R], 2 * w[:R], b[:R]], 1) for w, b in pairs])
-        self.w_skip = torch.cat([torch.cat([-w[R:], 2 * w[R:], b[R:]], 1) for w, b in pairs], 1)
+        self.w_res = torch.stack([torch.cat([-p.residual, 2 * p.residual, p.residual_bias.unsqueeze(1)], 1)
+                                  for p in packed])
+        self.w_skip = torch.cat([torch.cat([-p.skip, 2 * p.skip, p.skip_bias.unsqueeze(1)], 1)
+                                 for p in packed], 1)
         self.w_in, self.b_in = model.input_conv.weight[..., 0], model.input_conv.bias.unsqueeze(1)
         conv1, conv2 = model.output_hidden, model.output
         self.w_out1, self.b_out1 = conv1.weight[..., 0].to(exact), conv1.bias.unsqueeze(1).to(exact)
@@ -132,7 +128,7 @@ class GenerationState:
                 got = None if excitation is None else tuple(excitation.shape)
                 raise WavesynthError(f"this model needs an excitation of shape {(B, E, T)}, got {got}"
                                      if E else "this model has no excitation input; pass excitation=None")
-            w_excitation = torch.cat([b.excitation.weight[order, :, 0] * scale for b in blocks])  # (L·G, E)
+            w_excitation = torch.cat([p.excitation for p in packed])  # (L·G, E)
             self.w_excitation = w_excitation.expand(self.chunk, L * G, E)
             self.excitation = excitation.to(device, dtype).permute(2, 1, 0).contiguous()  # (T, E, B)
         self._host_t = 0

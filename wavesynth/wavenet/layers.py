@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,22 @@ class CausalConv1d(nn.Conv1d):
         if init is None:
             return F.conv1d(padded, self.weight, self.bias, dilation=self.dilation)
         return F.conv1d(padded, self.weight, dilation=self.dilation).add_(init)
+
+
+class PackedGates(NamedTuple):
+    """A ``ResidualBlock``'s weights laid out for the fast no-autograd paths (the teacher's cached generation,
+    the student's packed flows). The gate rows are reordered to [σ half, tanh half] with the tanh half
+    doubled, so one sigmoid of z gives [s₂, s₁] = [σ(z₂), σ(2z₁)] and a = tanh(z₁)σ(z₂) = 2s₁s₂ - s₂."""
+
+    taps: Tensor  # (G, R, k): the dilated convolution W_d, oldest tap first
+    bias: Tensor  # (G,)
+    cond: Tensor | None  # (G, C): V, the mel's projection
+    excitation: Tensor | None  # (G, E): E, the excitation's projection
+    global_cond: Tensor | None  # (G, D): U, the global conditioning's projection
+    residual: Tensor  # (R, H) and (R,): the residual rows of W_o, b_o
+    residual_bias: Tensor
+    skip: Tensor  # (S, H) and (S,): the skip rows (S = 0 without a skip path)
+    skip_bias: Tensor
 
 
 class ResidualBlock(nn.Module):
@@ -124,6 +141,26 @@ class ResidualBlock(nn.Module):
         out = pointwise(self.out.weight, a, self.out.bias.view(1, -1, 1))
         residual, skip = out.split([self.residual_channels, out.shape[1] - self.residual_channels], dim=1)
         return torch.add(x, residual).mul_(RESIDUAL_SCALE), (skip if skip.shape[1] else None)
+
+    def packed_gates(self) -> PackedGates:
+        """The weights in the fast paths' layout (``PackedGates``), in the block's dtype."""
+        G, R = self.conv.out_channels, self.residual_channels
+        H = G // 2
+        order = torch.cat([torch.arange(H, G), torch.arange(H)]).to(self.conv.weight.device)
+        scale = torch.ones(G, device=self.conv.weight.device, dtype=self.conv.weight.dtype)
+        scale[H:] = 2
+
+        def rows(weight: Tensor | None) -> Tensor | None:
+            return None if weight is None else weight[order] * scale.view(-1, *[1] * (weight.dim() - 1))
+
+        w_out, b_out = self.out.weight[..., 0], self.out.bias
+        return PackedGates(
+            taps=rows(self.conv.weight), bias=rows(self.conv.bias),
+            cond=None if self.cond is None else rows(self.cond.weight[..., 0]),
+            excitation=None if self.excitation is None else rows(self.excitation.weight[..., 0]),
+            global_cond=None if self.global_cond is None else rows(self.global_cond.weight),
+            residual=w_out[:R], residual_bias=b_out[:R], skip=w_out[R:], skip_bias=b_out[R:],
+        )
 
 
 class WaveNetStack(nn.Module):
