@@ -30,15 +30,17 @@ import torch
 from torch import Tensor, nn
 
 from ..audio import MelExtractor, get_preset
+from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset
 from ..errors import WavesynthError
 from ..train import Audio, TrainConfig, load_trained
 from ..wavenet import WaveNet
-from ..wavenet.task import AudioDataConfig, AudioTask, TeacherTask
+from ..wavenet.task import TeacherTask
 from .config import StudentConfig
 from .losses import (
     check_teacher_head,
     contrastive_loss,
     gaussian_kl,
+    log_mel_l1,
     power_loss,
     reverse_kl,
     spectral_loss,
@@ -93,11 +95,8 @@ class DistillConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        check_model_fits_preset(self.model, self.data.preset)
         mel = get_preset(self.data.preset)
-        if (self.model.n_mels, self.model.hop_length) != (mel.n_mels, mel.hop_length):
-            raise WavesynthError(f"model.n_mels, model.hop_length = {self.model.n_mels}, "
-                                 f"{self.model.hop_length} must match preset {mel.name!r} ({mel.n_mels}, "
-                                 f"{mel.hop_length})")
         longest_fft = max(self.loss.spectral_ffts + [self.loss.n_fft])
         if longest_fft // 2 >= self.data.segment_frames * mel.hop_length:
             raise WavesynthError(f"an STFT of {longest_fft} samples needs crops longer than "
@@ -246,10 +245,10 @@ class StudentTask(AudioTask):
         }
 
     def _log_mel_l1(self, x: Tensor, wave: Tensor) -> Tensor:
-        """mean |log mel(x) - log mel(wave)| on the preset's extractor (its log, floor and mel scale)."""
+        """``log_mel_l1`` (float32, also under bf16 autocast) on the preset's extractor."""
         if not hasattr(self, "_extractor"):
             self._extractor = MelExtractor(get_preset(self.config.data.preset)).to(wave.device)
-        return (self._extractor.log_mel(x) - self._extractor.log_mel(wave)).abs().mean()
+        return log_mel_l1(self._extractor, x, wave)
 
     def samples(self, model: nn.Module) -> dict[str, Audio]:
         """Audio the student makes from held-out mels (the EMA model, temperature 1)."""
