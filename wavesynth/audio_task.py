@@ -4,8 +4,9 @@ F0 labels and the sine excitation for a pitch-aware model)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -25,6 +26,17 @@ class AudioModelConfig(Protocol):
 
     @property
     def excitation_channels(self) -> int: ...
+
+
+def model_from_preset(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A task config's tables with ``model.n_mels`` and ``model.hop_length`` taken from ``data.preset`` where
+    ``[model]`` leaves them out: the preset fixes them, so a recipe need not restate them (a task config's
+    ``upgrade`` hook, applied before the config is built)."""
+    tables = {key: data.get(key, {}) for key in ("data", "model")}
+    if not all(isinstance(table, Mapping) for table in tables.values()):
+        return data  # not tables: from_dict says so
+    mel = get_preset(tables["data"].get("preset", AudioDataConfig.preset))
+    return {**data, "model": {"n_mels": mel.n_mels, "hop_length": mel.hop_length, **tables["model"]}}
 
 
 def check_model_fits_preset(model: AudioModelConfig, preset: str) -> None:

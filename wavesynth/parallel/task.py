@@ -22,15 +22,16 @@ so it is in no state_dict, optimiser or DDP wrapper.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..audio import MelExtractor, get_preset
-from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset
+from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset, model_from_preset
 from ..errors import WavesynthError
 from ..train import Audio, TrainConfig, load_trained
 from ..wavenet import WaveNet
@@ -93,6 +94,10 @@ class DistillConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     data: AudioDataConfig = field(default_factory=AudioDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return model_from_preset(data)
 
     def __post_init__(self) -> None:
         check_model_fits_preset(self.model, self.data.preset)

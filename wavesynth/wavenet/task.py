@@ -7,13 +7,15 @@ sample as well, and writes audio generated autoregressively from held-out mels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..audio import get_preset
-from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset
+from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset, model_from_preset
 from ..train import Audio, TrainConfig
 from .config import WaveNetConfig
 from .model import WaveNet
@@ -26,6 +28,10 @@ class TeacherConfig:
     model: WaveNetConfig = field(default_factory=WaveNetConfig)
     data: AudioDataConfig = field(default_factory=AudioDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return model_from_preset(data)
 
     def __post_init__(self) -> None:
         check_model_fits_preset(self.model, self.data.preset)
