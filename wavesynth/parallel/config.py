@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import WavesynthError
+from ..model_config import ModelConfig
 from ..pitch.excitation import excitation_channels
 
 
 @dataclass
-class StudentConfig:
+class StudentConfig(ModelConfig):
     """Size and conditioning of an IAF student.
 
     Flow k is a WaveNet-like stack of ``flow_layers[k]`` gated residual layers (no skip path) in
@@ -46,10 +47,7 @@ class StudentConfig:
         self.flow_layers = tuple(self.flow_layers)
         self.flow_cycles = tuple(self.flow_cycles)
         self.upsample_scales = tuple(self.upsample_scales)
-        for name in ("channels", "gate_channels", "n_mels", "hop_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise WavesynthError(f"StudentConfig.{name} must be a positive integer, got {value!r}")
+        self.require_ints(["channels", "gate_channels", "n_mels", "hop_length"])
         if not self.flow_layers or any(not isinstance(n, int) or n < 1 for n in self.flow_layers):
             raise WavesynthError("StudentConfig.flow_layers must be positive integers, got "
                                  f"{self.flow_layers}")
@@ -64,25 +62,10 @@ class StudentConfig:
                     f"StudentConfig.flow_cycles: each flow's layers must be a multiple of its cycles, got "
                     f"{layers} layers in {cycles} cycles"
                 )
-        if not isinstance(self.kernel_size, int) or self.kernel_size < 2:
-            raise WavesynthError("StudentConfig.kernel_size must be an integer >= 2, got "
-                                 f"{self.kernel_size!r}")
-        if self.gate_channels % 2:
-            raise WavesynthError(
-                f"StudentConfig.gate_channels must be even (tanh and sigmoid halves), "
-                f"got {self.gate_channels}"
-            )
+        self.check_gated_convolution()
         if self.noise not in ("logistic", "gaussian"):
             raise WavesynthError(f"StudentConfig.noise must be 'logistic' or 'gaussian', got {self.noise!r}")
-        if not self.upsample_scales or any(not isinstance(s, int) or s < 1 for s in self.upsample_scales):
-            raise WavesynthError(
-                f"StudentConfig.upsample_scales must be positive integers, got {self.upsample_scales}"
-            )
-        if math.prod(self.upsample_scales) != self.hop_length:
-            raise WavesynthError(
-                f"StudentConfig.upsample_scales {self.upsample_scales} multiply to "
-                f"{math.prod(self.upsample_scales)}, not hop_length {self.hop_length}"
-            )
+        self.check_upsampling()
         if not math.isfinite(self.log_scale_min):
             raise WavesynthError(f"StudentConfig.log_scale_min must be finite, got {self.log_scale_min!r}")
         excitation_channels(self.excitation, self.harmonics)
@@ -94,14 +77,3 @@ class StudentConfig:
     def excitation_channels(self) -> int:
         """E: channels of the excitation input (0 without one)."""
         return excitation_channels(self.excitation, self.harmonics)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> StudentConfig:
-        """Inverse of ``to_dict``; unknown keys are a ValueError."""
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise WavesynthError(f"unknown StudentConfig keys: {sorted(unknown)}")
-        return cls(**values)

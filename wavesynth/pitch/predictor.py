@@ -33,9 +33,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 
 from ..audio.features import MelConfig
 from ..errors import MissingFileError, WavesynthError
+from ..model_config import ModelConfig
 from ..train.checkpoint import load_fitting_state, read_state_dict, save_checkpoint
 
 PITCH_CONFIG_FILE, PITCH_WEIGHTS_FILE = "pitch.json", "pitch.pt"
@@ -54,7 +54,7 @@ def _default_dilations(layers: int) -> tuple[int, ...]:
 
 
 @dataclass
-class PitchPredictorConfig:
+class PitchPredictorConfig(ModelConfig):
     """Size and output of a :class:`PitchPredictor` (the ``[model]`` table of a pitch recipe).
 
     ``dilations`` has one entry per layer (empty: 1, 2, 4, 8, 1, 2, 4, ...); ``bins`` log-F0 classes
@@ -76,10 +76,7 @@ class PitchPredictorConfig:
     voicing_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("n_mels", "channels", "layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise WavesynthError(f"PitchPredictorConfig.{name} must be a positive integer, got {value!r}")
+        self.require_ints(["n_mels", "channels", "layers"])
         if not isinstance(self.kernel_size, int) or self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise WavesynthError("PitchPredictorConfig.kernel_size must be an odd positive integer (the net "
                                  f"is centred on each frame), got {self.kernel_size!r}")
@@ -88,16 +85,13 @@ class PitchPredictorConfig:
         if len(dilations) != self.layers or any(not isinstance(d, int) or d < 1 for d in dilations):
             raise WavesynthError(f"PitchPredictorConfig.dilations must be {self.layers} positive integers "
                                  f"(one per layer; empty for the default), got {list(self.dilations)}")
-        if not isinstance(self.bins, int) or self.bins < 2:
-            raise WavesynthError(f"PitchPredictorConfig.bins must be an integer >= 2, got {self.bins!r}")
+        self.require_ints(["bins"], minimum=2)
         if not 0 < self.f0_min < self.f0_max:
             raise WavesynthError(f"PitchPredictorConfig needs 0 < f0_min < f0_max, got {self.f0_min}, "
                                  f"{self.f0_max}")
         if not self.blur_cents > 0:
             raise WavesynthError(f"PitchPredictorConfig.blur_cents must be > 0, got {self.blur_cents!r}")
-        if not isinstance(self.decode_radius, int) or self.decode_radius < 0:
-            raise WavesynthError("PitchPredictorConfig.decode_radius must be an integer >= 0, got "
-                                 f"{self.decode_radius!r}")
+        self.require_ints(["decode_radius"], minimum=0)
         if not 0 < self.voicing_threshold < 1:
             raise WavesynthError("PitchPredictorConfig.voicing_threshold must lie in (0, 1), got "
                                  f"{self.voicing_threshold!r}")
@@ -116,19 +110,6 @@ class PitchPredictorConfig:
     def receptive_field(self) -> int:
         """Frames one output frame sees (centred on it)."""
         return 1 + (self.kernel_size - 1) * sum(self.layer_dilations)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["dilations"] = list(self.dilations)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PitchPredictorConfig:
-        """Inverse of ``to_dict``; unknown keys are a ValueError."""
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise WavesynthError(f"unknown PitchPredictorConfig keys: {sorted(unknown)}")
-        return cls(**values)
 
 
 class _Block(nn.Module):
