@@ -128,7 +128,7 @@ def test_config_round_trip_and_errors():
 @pytest.mark.parametrize("recipe", ["recipes/ljspeech/pitch.toml", "recipes/allison/pitch.toml"])
 def test_recipes_load(recipe):
     config = load_config(PitchConfig, ROOT / recipe, ["train.steps=200"])
-    assert config.model == PitchPredictorConfig()  # the recipes spell out the defaults
+    assert config.model == PitchPredictorConfig()  # the recipes keep the defaults
     assert config.train.steps == 200 and config.data.segment_frames == 96
     with pytest.raises(ValueError, match="model.n_mels = 40 must match preset"):
         load_config(PitchConfig, ROOT / recipe, ["model.n_mels=40"])
