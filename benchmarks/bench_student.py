@@ -10,7 +10,7 @@ Measured at batch 1, in each precision (``--precisions``, default fp32 and bf16)
 ``sample(mel)`` (one parallel pass per flow) on ``--seconds`` of 22.05 kHz audio, and its peer, the
 teacher's cached ``generate(mel)``, on ``--teacher-frames`` frames (samples/s does not depend on the
 length). bf16 is inference in bf16: a copy of each model cast as ``Vocoder(precision="bf16")`` casts it
-(``wavesynth.vocoder.cast_for_synthesis``: a student's last flow stays float32, unless
+(``wavesynth.synthesis.StudentSynthesis.cast``: a student's last flow stays float32, unless
 ``--last-flow-bf16``, which shows what that costs in speed); a path that cannot run
 in bf16 prints "n/a". Real-time factor = synthesis time / audio duration (< 1 is faster than real time).
 Each precision's floor is the student's FLOPs per sample as wavesynth evaluates them, flow by flow, over
@@ -36,9 +36,9 @@ from timing import DTYPES, interleaved_seconds, matmul_calls, matmul_rate, runna
 
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.parallel.task import DistillConfig
+from wavesynth.synthesis import StudentSynthesis, TeacherSynthesis
 from wavesynth.train import load_config, native_bf16
-from wavesynth.vocoder import cast_for_synthesis
-from wavesynth.wavenet import WaveNet, WaveNetConfig
+from wavesynth.wavenet import WaveNet, WaveNetConfig, generate
 from wavesynth.wavenet.task import TeacherConfig
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "ljspeech"
@@ -57,7 +57,7 @@ def flow_flops_per_sample(config: StudentConfig, context: int) -> list[int]:
 
 
 def floor_rate(flops: list[int], seconds: dict[str, float], precision: str, last_flow_bf16: bool) -> float:
-    """Samples/s at the matmul rate: bf16 runs every flow but the last in bf16 (``cast_for_synthesis``),
+    """Samples/s at the matmul rate: bf16 runs every flow but the last in bf16 (``StudentSynthesis.cast``),
     the last one too with ``last_flow_bf16``."""
     last = precision if last_flow_bf16 else "fp32"
     rates = [matmul_rate(seconds, precision)] * (len(flops) - 1) + [matmul_rate(seconds, last)]
@@ -98,14 +98,14 @@ def main() -> None:
         teacher = WaveNet(teacher_config).to(device).eval()
         configs[name] = student
         for precision in precisions:
-            s = cast_for_synthesis(copy.deepcopy(student), "student", precision)
+            s = StudentSynthesis(copy.deepcopy(student)).cast(precision)
             if args.last_flow_bf16 and precision == "bf16":
                 s.flows[-1].to(torch.bfloat16)
-            t = cast_for_synthesis(copy.deepcopy(teacher), "teacher", precision)
+            t = TeacherSynthesis(copy.deepcopy(teacher)).cast(precision)
             m, tm = mel, teacher_mel
             contenders = {
                 f"{name} student {precision}": (lambda s=s, m=m: s.sample(m), "packed path"),
-                f"{name} teacher {precision}": (lambda t=t, tm=tm: t.generate(tm), "cached generation"),
+                f"{name} teacher {precision}": (lambda t=t, tm=tm: generate(t, tm), "cached generation"),
             }
             for key, (fn, what) in contenders.items():
                 error = runnable(fn) if precision != "fp32" else None

@@ -33,9 +33,9 @@ from timing import DTYPES, interleaved_seconds, matmul_calls, matmul_rate, runna
 from wavenet_vocoder import WaveNet as PeerWaveNet
 from wavenet_vocoder.mixture import discretized_mix_logistic_loss
 
+from wavesynth.synthesis import TeacherSynthesis
 from wavesynth.train import autocast, native_bf16
-from wavesynth.vocoder import cast_for_synthesis
-from wavesynth.wavenet import WaveNet, WaveNetConfig
+from wavesynth.wavenet import WaveNet, WaveNetConfig, generate
 
 
 def flops_per_sample(config: WaveNetConfig, num_params: int, context: int) -> int:
@@ -136,10 +136,10 @@ def main() -> None:
     ours.eval(), peer.eval()
     generation: dict[str, Callable[[], object]] = {}
     for precision in precisions:
-        model = ours if precision == "fp32" else cast_for_synthesis(copy.deepcopy(ours), "teacher", precision)
+        model = ours if precision == "fp32" else TeacherSynthesis(copy.deepcopy(ours)).cast(precision)
         m = gen_mel
-        generation[f"wavesynth b1 {precision}"] = lambda model=model, m=m: model.generate(m[:1])
-        generation[f"wavesynth b16 {precision}"] = lambda model=model, m=m: model.generate(m)
+        generation[f"wavesynth b1 {precision}"] = lambda model=model, m=m: generate(model, m[:1])
+        generation[f"wavesynth b16 {precision}"] = lambda model=model, m=m: generate(model, m)
 
         def peer_generate(precision: str = precision) -> None:
             with torch.inference_mode(), autocast(precision, "cpu"):

@@ -14,7 +14,7 @@ from wavesynth.audio import load_audio
 from wavesynth.audio.corpora import CORPORA
 from wavesynth.audio.features import PRESETS
 from wavesynth.errors import MissingFileError, WavesynthError
-from wavesynth.vocoder import KINDS
+from wavesynth.pretrained import MODEL_TYPES
 
 
 def test_the_errors_keep_the_builtin_catches_working(tmp_path):
@@ -84,7 +84,7 @@ def test_choices_come_from_the_registries(capsys, monkeypatch, tmp_path):
     err = _choices([*base, "--corpus", "folder", "--preset", "nope"], capsys)
     assert "invalid choice: 'nope'" in err and all(repr(name) in err for name in PRESETS), err
     err = _choices(["export", "--checkpoint", "c.pt", "--out", str(tmp_path), "--kind", "nope"], capsys)
-    assert all(repr(kind) in err for kind in KINDS), err
+    assert all(repr(kind) in err for kind in MODEL_TYPES), err
     monkeypatch.setitem(CORPORA, "mine", CORPORA["folder"])
     monkeypatch.setitem(PRESETS, "mine-16k", PRESETS["speechbrain-16k"])
     args = cli.build_parser().parse_args([*base, "--corpus", "mine", "--preset", "mine-16k"])

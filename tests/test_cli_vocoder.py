@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavesynth import vocoder
+from wavesynth import pretrained
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
-from wavesynth.train import save_checkpoint
+from wavesynth.train import native_bf16, save_checkpoint
 
 DATA = Path(__file__).parent / "data"
 
@@ -22,13 +22,13 @@ def shipped(tmp_path_factory):
     model = ParallelWaveNet(StudentConfig(flow_layers=(2,), flow_cycles=(1,), channels=8, gate_channels=8))
     config = {"teacher": "t.pt", "model": model.config.to_dict(), "data": {"preset": "speechbrain-16k"}}
     save_checkpoint({"config": config, "ema": {"module": model.state_dict()}, "step": 1}, root / "run.pt")
-    vocoder.export_pretrained(root / "run.pt", root / "tiny", "student", "tiny")
+    pretrained.export_pretrained(root / "run.pt", root / "tiny", "student", "tiny")
     return root
 
 
 @pytest.fixture(autouse=True)
 def _pretrained(shipped, monkeypatch):
-    monkeypatch.setattr(vocoder, "PRETRAINED_DIR", shipped)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", shipped)
 
 
 def run(capsys, *argv):
@@ -41,7 +41,7 @@ def test_models_lists_the_shipped_ones(capsys, tmp_path, monkeypatch):
     code, out, _ = run(capsys, "models")
     assert code == 0 and out.split()[:5] == ["tiny", "student", "speechbrain-16k", "16000", "Hz"]
     assert "(default)" in out
-    monkeypatch.setattr(vocoder, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
     code, out, _ = run(capsys, "models")
     assert code == 0 and out.startswith("no pretrained models")
 
@@ -50,7 +50,8 @@ def test_synthesize_a_wav_with_the_default_model(capsys, tmp_path):
     out = tmp_path / "sub" / "out.wav"
     code, stdout, err = run(capsys, "synthesize", "--wav", str(DATA / "second.flac"), "--out", str(out),
                             "--device", "cpu")
-    assert code == 0 and err == "" and "by tiny (student, fp32)" in stdout
+    auto = "bf16" if native_bf16("cpu") else "fp32"  # a student under precision "auto"
+    assert code == 0 and err == "" and f"by tiny (student, {auto})" in stdout
     audio, rate = sf.read(out)
     frames = -(-sf.info(DATA / "second.flac").frames // 256)
     assert rate == 16000 and audio.shape == (frames * 256,) and np.isfinite(audio).all()

@@ -16,7 +16,8 @@ from wavenet_checks import random_inputs, tiny_wavenet
 
 from wavesynth.audio import load_audio
 from wavesynth.cli import main
-from wavesynth.vocoder import Vocoder, list_pretrained
+from wavesynth.pretrained import list_pretrained
+from wavesynth.vocoder import Vocoder
 from wavesynth.wavenet.generation import generate
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

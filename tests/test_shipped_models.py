@@ -9,7 +9,8 @@ from vocoder_checks import DATA, fake_checkpoint
 
 from wavesynth.cli import main
 from wavesynth.eval.check import CHECK_FILE, recheck
-from wavesynth.vocoder import PRETRAINED_DIR, Vocoder, list_pretrained
+from wavesynth.pretrained import PRETRAINED_DIR, list_pretrained
+from wavesynth.vocoder import Vocoder
 
 
 def load(name: str) -> Vocoder:

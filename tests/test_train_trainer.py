@@ -291,3 +291,12 @@ def test_crops_longer_than_every_utterance_are_refused(short_cache, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"wavesynth: error: data.{setting} (10000000) is longer than every {split!r} "
                           "utterance") and "at most 26" in err and err.count("\n") == 1
+
+
+def test_a_run_dir_that_cannot_be_written_is_a_one_line_error_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = toy_config(tmp_path, f"train.run_dir={blocker / 'run'}")
+    with pytest.raises(ValueError, match=r"train.run_dir '.*a-file/run' cannot be created or written: Not a "
+                                         r"directory"):
+        Trainer(ToyTask(config))

@@ -8,12 +8,14 @@ import torch
 from vocoder_checks import DATA, PRESET, TINY_STUDENT, TINY_TEACHER, fake_checkpoint
 
 import wavesynth
+from wavesynth import pretrained
 from wavesynth import vocoder as vocoder_module
 from wavesynth.audio import MelExtractor, MelStats, get_preset, load_audio
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
+from wavesynth.pretrained import export_pretrained, list_pretrained
 from wavesynth.train import save_checkpoint
-from wavesynth.vocoder import Vocoder, export_pretrained, list_pretrained
-from wavesynth.wavenet import WaveNet, WaveNetConfig
+from wavesynth.vocoder import Vocoder
+from wavesynth.wavenet import WaveNet, WaveNetConfig, generate
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +55,11 @@ def test_a_training_checkpoint_loads_directly(student_dir, voc, speech_mel):
 
 
 def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
-    monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", student_dir.parent)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", student_dir.parent)
     assert list_pretrained() == ["tiny-student"]
     assert wavesynth.list_pretrained is list_pretrained and wavesynth.Vocoder is Vocoder
     assert Vocoder.from_pretrained("tiny-student", device="cpu").name == "tiny-student"
-    assert vocoder_module.pretrained_config("tiny-student")["kind"] == "student"
+    assert pretrained.pretrained_config("tiny-student").kind == "student"
     with pytest.raises(FileNotFoundError, match=r"'nope' \(shipped: tiny-student\)"):
         Vocoder.from_pretrained("nope")
     with pytest.raises(ValueError, match="unknown device"):
@@ -65,21 +67,21 @@ def test_list_pretrained_and_names(student_dir, monkeypatch, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Vocoder.from_pretrained("tiny-student", device="cuda")
-    assert vocoder_module.default_model() == "tiny-student"
-    monkeypatch.setattr(vocoder_module, "DEFAULT_MODEL", "tiny-student")
-    assert vocoder_module.default_model() == "tiny-student"
+    assert pretrained.default_model() == "tiny-student"
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", "tiny-student")
+    assert pretrained.default_model() == "tiny-student"
 
 
 def test_the_shipped_default_is_the_22k_student_whatever_sorts_first():
     if "ljspeech-22k-student" not in list_pretrained():
         pytest.skip("the shipped 22 kHz student is not installed here")
     assert sorted(list_pretrained())[0] != "ljspeech-22k-student"  # allison-16k-student sorts first
-    assert vocoder_module.default_model() == "ljspeech-22k-student"
+    assert pretrained.default_model() == "ljspeech-22k-student"
 
 
 def test_no_shipped_models(monkeypatch, tmp_path):
-    monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", tmp_path / "absent")
-    assert list_pretrained() == [] and vocoder_module.default_model() is None
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "absent")
+    assert list_pretrained() == [] and pretrained.default_model() is None
     with pytest.raises(FileNotFoundError, match="no pretrained models"):
         Vocoder.from_pretrained()
 
@@ -214,14 +216,14 @@ def test_teacher_generation_continues_a_prefix():
     torch.manual_seed(0)
     teacher = WaveNet(WaveNetConfig(**TINY_TEACHER, hop_length=4, n_mels=5, upsample_scales=(4,))).eval()
     mel, noise = torch.randn(2, 5, 6), teacher.head.draw_noise((2, 24))
-    whole = teacher.generate(mel, noise=noise)
-    continued = teacher.generate(mel, noise=noise, prefix=whole[:, :10])
+    whole = generate(teacher, mel, noise=noise)
+    continued = generate(teacher, mel, noise=noise, prefix=whole[:, :10])
     torch.testing.assert_close(continued, whole)  # feeding its own samples back changes nothing
     other = torch.randn(2, 10) * 0.1
-    diverted = teacher.generate(mel, noise=noise, prefix=other)
+    diverted = generate(teacher, mel, noise=noise, prefix=other)
     assert torch.equal(diverted[:, :10], other) and not torch.allclose(diverted[:, 10:], whole[:, 10:])
     with pytest.raises(ValueError, match="prefix must be"):
-        teacher.generate(mel, noise=noise, prefix=torch.zeros(3, 10))
+        generate(teacher, mel, noise=noise, prefix=torch.zeros(3, 10))
 
 
 def test_normalising_preset_takes_statistics_from_the_cache(tmp_path, monkeypatch):

@@ -14,13 +14,14 @@ import pytest
 import torch
 from vocoder_checks import TINY_STUDENT, TINY_TEACHER, fake_checkpoint
 
-from wavesynth import vocoder as vocoder_module
+from wavesynth import pretrained
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.parallel.task import DistillConfig, StudentTask
+from wavesynth.pretrained import export_pretrained
 from wavesynth.train import load_config
 from wavesynth.train.checkpoint import read_state_dict
-from wavesynth.vocoder import MAX_TEMPERATURE, Vocoder, export_pretrained
+from wavesynth.vocoder import MAX_TEMPERATURE, Vocoder
 from wavesynth.wavenet import WaveNet, WaveNetConfig
 
 
@@ -146,8 +147,8 @@ def test_models_lists_the_others_and_names_a_broken_folder(capsys, folder, tmp_p
         (tmp_path / name / "config.json").write_text(json.dumps(info))
     (tmp_path / "not-json").mkdir()
     (tmp_path / "not-json" / "config.json").write_text("{")
-    monkeypatch.setattr(vocoder_module, "PRETRAINED_DIR", tmp_path)
-    monkeypatch.setattr(vocoder_module, "DEFAULT_MODEL", "not-shipped")
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(pretrained, "DEFAULT_MODEL", "not-shipped")
     assert main(["models"]) == 1
     out, err = capsys.readouterr()
     assert out.split()[:5] == ["good", "student", "speechbrain-16k", "16000", "Hz"] and out.count("\n") == 1
@@ -182,9 +183,9 @@ def test_export_stores_the_weights_hash_and_loading_checks_it(folder, copy):
     assert Vocoder.from_pretrained(copy, device="cpu").name == "tiny"  # folders without a hash still load
 
 
-@pytest.mark.parametrize("name", vocoder_module.list_pretrained())
+@pytest.mark.parametrize("name", pretrained.list_pretrained())
 def test_shipped_folders_carry_the_hash_of_their_weights(name):
-    path = vocoder_module.PRETRAINED_DIR / name
+    path = pretrained.PRETRAINED_DIR / name
     info = json.loads((path / "config.json").read_text())
     assert info["weights_sha256"] == hashlib.sha256((path / "model.pt").read_bytes()).hexdigest()
 

@@ -12,7 +12,8 @@ from wavesynth.audio import load_audio
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.pitch import PitchPredictor, PitchPredictorConfig
-from wavesynth.vocoder import Vocoder, export_pretrained
+from wavesynth.pretrained import export_pretrained
+from wavesynth.vocoder import Vocoder
 
 
 @pytest.fixture(scope="module")

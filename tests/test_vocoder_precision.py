@@ -5,12 +5,14 @@ import pytest
 import torch
 from vocoder_checks import TINY_STUDENT, TINY_TEACHER, fake_checkpoint
 
-from wavesynth import vocoder as vocoder_module
+from wavesynth import synthesis
 from wavesynth.cli import main
 from wavesynth.parallel import ParallelWaveNet, StudentConfig
 from wavesynth.parallel.student import packed_flow
-from wavesynth.vocoder import Vocoder, export_pretrained, synthesis_precision
-from wavesynth.wavenet import WaveNet, WaveNetConfig
+from wavesynth.pretrained import export_pretrained
+from wavesynth.synthesis import StudentSynthesis, TeacherSynthesis, synthesis_precision
+from wavesynth.vocoder import Vocoder
+from wavesynth.wavenet import WaveNet, WaveNetConfig, generate
 
 
 def relative_rms(estimate, reference) -> float:
@@ -41,7 +43,7 @@ def test_bf16_student_stays_close_to_fp32_and_returns_float32(student_checkpoint
     fp32 = Vocoder.from_pretrained(student_checkpoint, "cpu", precision="fp32")
     bf16 = Vocoder.from_pretrained(student_checkpoint, "cpu", precision="bf16")
     assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
-    flows = bf16.model.flows  # all but the last flow in bf16 (cast_for_synthesis)
+    flows = bf16.model.flows  # all but the last flow in bf16 (StudentSynthesis.cast)
     assert [f.output.weight.dtype for f in flows] == [torch.bfloat16] * (len(flows) - 1) + [torch.float32]
     reference, audio = fp32.synthesize(mel, f0=f0), bf16.synthesize(mel, f0=f0)
     assert audio.dtype == np.float32 and audio.shape == reference.shape
@@ -71,22 +73,24 @@ def test_bf16_teacher_generates_float32_audio_close_to_fp32(tmp_path):
     fp32 = Vocoder.from_pretrained(checkpoint, "cpu", precision="fp32").model
     bf16 = Vocoder.from_pretrained(checkpoint, "cpu", precision="bf16").model
     mel = torch.randn(1, 80, 2) * 0.5 - 5
-    reference = fp32.generate(mel, deterministic=True)
-    x = bf16.generate(mel, deterministic=True)
+    reference = generate(fp32, mel, deterministic=True)
+    x = generate(bf16, mel, deterministic=True)
     assert x.dtype == torch.float32
     assert relative_rms(x.numpy(), reference.numpy()) < 0.05
     prefix = torch.randn(1, 100) * 0.1
-    assert torch.equal(bf16.generate(mel, deterministic=True, prefix=prefix)[:, :100], prefix)
+    assert torch.equal(generate(bf16, mel, deterministic=True, prefix=prefix)[:, :100], prefix)
 
 
 def test_auto_is_bf16_only_for_a_student_on_native_bf16_hardware(monkeypatch, student_checkpoint):
-    monkeypatch.setattr(vocoder_module, "resolve_precision", lambda name, device: "bf16")  # native bf16
-    assert synthesis_precision("auto", "student", "cpu") == "bf16"
-    assert synthesis_precision("auto", "teacher", "cpu") == "fp32"
-    assert synthesis_precision("bf16", "teacher", "cpu") == "bf16"
+    student = StudentSynthesis(ParallelWaveNet(StudentConfig(**TINY_STUDENT)))
+    teacher = TeacherSynthesis(WaveNet(WaveNetConfig(**TINY_TEACHER)))
+    monkeypatch.setattr(synthesis, "resolve_precision", lambda name, device: "bf16")  # native bf16
+    assert synthesis_precision("auto", student, "cpu") == "bf16"
+    assert synthesis_precision("auto", teacher, "cpu") == "fp32"
+    assert synthesis_precision("bf16", teacher, "cpu") == "bf16"
     assert Vocoder.from_pretrained(student_checkpoint, "cpu").precision == "bf16"
-    monkeypatch.setattr(vocoder_module, "resolve_precision", lambda name, device: "fp32")  # no native bf16
-    assert synthesis_precision("auto", "student", "cpu") == "fp32"
+    monkeypatch.setattr(synthesis, "resolve_precision", lambda name, device: "fp32")  # no native bf16
+    assert synthesis_precision("auto", student, "cpu") == "fp32"
 
 
 def test_unknown_precision_is_a_one_line_error(student_checkpoint, tmp_path, capsys):

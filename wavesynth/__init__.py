@@ -16,12 +16,17 @@ __version__ = "0.1.0"
 __all__ = ["Vocoder", "WavesynthError", "list_pretrained"]
 
 if TYPE_CHECKING:
-    from .vocoder import Vocoder, list_pretrained
+    from .pretrained import list_pretrained
+    from .vocoder import Vocoder
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Vocoder", "list_pretrained"):
-        from . import vocoder
+    if name == "Vocoder":
+        from .vocoder import Vocoder
 
-        return getattr(vocoder, name)
+        return Vocoder
+    if name == "list_pretrained":
+        from .pretrained import list_pretrained
+
+        return list_pretrained
     raise AttributeError(f"module 'wavesynth' has no attribute {name!r}")

@@ -206,7 +206,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from wavesynth.vocoder import Vocoder, export_pretrained
+    from wavesynth.pretrained import export_pretrained
+    from wavesynth.vocoder import Vocoder
 
     for clip in args.check_clips:
         if not os.path.isfile(clip):
@@ -226,7 +227,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from wavesynth.vocoder import PRETRAINED_DIR, default_model, list_pretrained, pretrained_config
+    from wavesynth.pretrained import PRETRAINED_DIR, default_model, list_pretrained, pretrained_config
 
     names = list_pretrained()
     if not names:
@@ -241,9 +242,8 @@ def _models(args: argparse.Namespace) -> int:
             print(f"wavesynth: warning: skipped {name}: {error}", file=sys.stderr)
             broken += 1
             continue
-        mel = info["mel"]
         default = "  (default)" if name == default_name else ""
-        print(f"{name:28s} {info['kind']:8s} {mel['name']:16s} {mel['sample_rate']} Hz{default}")
+        print(f"{name:28s} {info.kind:8s} {info.mel.name:16s} {info.mel.sample_rate} Hz{default}")
     return 1 if broken else 0
 
 
@@ -251,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     from wavesynth.audio.corpora import CORPORA
     from wavesynth.audio.features import PRESETS
     from wavesynth.audio.pitch import TRACKERS
+    from wavesynth.pretrained import MODEL_TYPES
     from wavesynth.train.precision import PRECISION_CHOICES
-    from wavesynth.vocoder import KINDS
 
     parser = argparse.ArgumentParser(prog="wavesynth", description=__doc__.splitlines()[0])
     _add_debug(parser, default=False)
@@ -337,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="DIR", help="model folder to write (config.json, "
                         "model.pt)")
     export.add_argument("--name", help="the model's name (default: the folder's name)")
-    export.add_argument("--kind", choices=list(KINDS),
-                        help="default: student if the run names a teacher, else teacher")
+    export.add_argument("--kind", choices=list(MODEL_TYPES),
+                        help="default: the kind the checkpoint's run trains (student or teacher)")
     export.add_argument("--pitch", metavar="CKPT|DIR", help="pitch predictor for a model with an excitation "
                         "('wavesynth train pitch' checkpoint or a folder with pitch.json and pitch.pt)")
     export.add_argument("--check-clips", nargs="+", default=[], metavar="CLIP",

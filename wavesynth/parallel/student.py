@@ -278,9 +278,9 @@ class ParallelWaveNet(nn.Module):
         ε is ``noise`` (B, frames·hop) when given, else drawn from ``generator`` on the model's device.
         Equal to ``forward(z, mel, excitation)[0]``, computed flow by flow with ``packed_flow``, each flow
         in its own parameter dtype. A flow with bfloat16 weights (bf16 synthesis,
-        ``wavesynth.vocoder.cast_for_synthesis``) sees the mel and e rounded to bf16, while x, its residual
-        stream, (μ_k, log s_k) and the composition x ← x·s_k + μ_k stay float32, so rounding does not pile
-        up over the layers or the K flows.
+        ``wavesynth.synthesis.StudentSynthesis.cast``) sees the mel and e rounded to bf16, while x, its
+        residual stream, (μ_k, log s_k) and the composition x ← x·s_k + μ_k stay float32, so rounding does
+        not pile up over the layers or the K flows.
         """
         param = self.flows[-1].output.weight
         exact = torch.promote_types(param.dtype, torch.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -38,6 +39,19 @@ _SCHEDULE_LINES = tuple(f"train.{key}:" for key in ("optimizer", "lr", "betas", 
 #: Changed settings after which ``val/loss`` measures something else (another sum, data or teacher): the
 #: best so far is forgotten on resume, so that ``best.pt`` compares like with like.
 _VALIDATION_LINES = ("loss.", "data.", "teacher:")
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and write a file in it, so that a run folder that cannot hold checkpoints is a
+    one-line error before any training rather than a traceback at the first save."""
+    probe = run_dir / f".write-test.{os.getpid()}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise WavesynthError(f"train.run_dir {str(run_dir)!r} cannot be created or written: "
+                             f"{error.strerror or error}") from None
 
 
 class NonFiniteError(RuntimeError):
@@ -83,6 +97,8 @@ class Trainer:
                                  f"processes ({self.info.world_size}) times train.grad_accum "
                                  f"({cfg.grad_accum})")
         self.micro_batch = cfg.batch_size // per_step
+        if self.info.is_main:
+            _check_writable(Path(cfg.run_dir))
         self.checkpoints = CheckpointDir(cfg.run_dir, cfg.keep_last)
         latest = self.checkpoints.latest()
         if latest is not None and not resume:
@@ -323,6 +339,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "step": self.step,
             "config": to_dict(self.task.config),
+            "config_class": type(self.task.config).__name__,  # what "config" is, e.g. "TeacherConfig"
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),

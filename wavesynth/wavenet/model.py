@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from ..errors import WavesynthError
 from .config import WaveNetConfig
 from .distributions import make_head
-from .generation import generate
 from .layers import ConditioningUpsampler, WaveNetStack, pointwise, shift_right
 
 
@@ -27,7 +26,8 @@ class WaveNet(nn.Module):
     >>> mel = torch.randn(2, 5, 3)  # (batch, n_mels, frames): 3 frames of 4 samples
     >>> tuple(model.log_prob(torch.zeros(2, 12), mel).shape), model.receptive_field
     ((2, 12), 13)
-    >>> tuple(model.generate(mel, generator=torch.Generator().manual_seed(0)).shape)
+    >>> from wavesynth.wavenet import generate  # cached autoregressive sampling
+    >>> tuple(generate(model, mel, generator=torch.Generator().manual_seed(0)).shape)
     (2, 12)
     """
 
@@ -116,19 +116,3 @@ class WaveNet(nn.Module):
             return -log_p.mean() / math.log(2)
         mask = torch.arange(log_p.shape[1], device=log_p.device) < lengths.to(log_p.device).unsqueeze(1)
         return -(log_p * mask).sum() / mask.sum() / math.log(2)
-
-    def generate(
-        self,
-        mel: Tensor,
-        speaker: Tensor | None = None,
-        temperature: float = 1.0,
-        lengths: Tensor | None = None,
-        deterministic: bool = False,
-        noise: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        prefix: Tensor | None = None,
-        excitation: Tensor | None = None,
-    ) -> Tensor:
-        """Autoregressive samples (B, frames·hop); see ``wavesynth.wavenet.generation.generate``."""
-        return generate(self, mel, speaker, temperature, lengths, deterministic, noise, generator,
-                        prefix=prefix, excitation=excitation)

@@ -18,6 +18,7 @@ from ..audio import get_preset
 from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset, model_from_preset
 from ..train import Audio, TrainConfig
 from .config import WaveNetConfig
+from .generation import generate
 from .model import WaveNet
 
 
@@ -69,7 +70,7 @@ class TeacherTask(AudioTask):
             return {}
         batch, names = self.held_out()
         batch = {key: value.to(self.device) for key, value in batch.items()}
-        waves = model.generate(batch["mel"], self._speaker(batch),
-                               excitation=self.excitation(self.config.model, batch))
+        waves = generate(model, batch["mel"], self._speaker(batch),
+                         excitation=self.excitation(self.config.model, batch))
         rate = get_preset(data.preset).sample_rate
         return {name: Audio(wave, rate) for name, wave in zip(names, waves, strict=True)}
