@@ -22,7 +22,7 @@ def assert_logabsdet_matches_autograd(transform: Transform, x: torch.Tensor, con
     _, logabsdet = transform(x, context)
     for i in range(x.shape[0]):
         xi = x[i : i + 1]
-        ci = None if context is None else context[i : i + 1]
+        ci = _row(context, i)
 
         def f(v, xi=xi, ci=ci):
             return transform(v.reshape(xi.shape), ci)[0].reshape(-1)
@@ -30,6 +30,13 @@ def assert_logabsdet_matches_autograd(transform: Transform, x: torch.Tensor, con
         jac = jacobian(f, xi.reshape(-1))
         expected = torch.linalg.slogdet(jac)[1]
         torch.testing.assert_close(logabsdet[i], expected, atol=atol, rtol=1e-6)
+
+
+def _row(context, i: int):
+    """Row i of a context: a tensor, or a (named) tuple of tensors and Nones."""
+    if isinstance(context, tuple):
+        return type(context)(*(_row(c, i) for c in context))
+    return None if context is None else context[i : i + 1]
 
 
 def assert_exact_flow(transform: Transform, x: torch.Tensor, context=None, atol: float = 1e-6) -> None:

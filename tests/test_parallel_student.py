@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
+from flow_checks import assert_exact_flow
 from student_checks import HOP, excitation_for, inputs, tiny_config, tiny_student
 from torch.autograd.functional import jacobian
 
 from wavesynth.flows import StandardLogistic, StandardNormal
-from wavesynth.parallel import ParallelWaveNet, StudentConfig
+from wavesynth.parallel import ParallelWaveNet, StudentConfig, StudentContext
 from wavesynth.parallel import student as student_module
 from wavesynth.train import from_dict, load_config, to_dict
 
@@ -25,8 +27,8 @@ def test_flows_one_by_one_equal_the_closed_form(overrides):
     e = excitation_for(student, z)
     x, mu_tot, log_s_tot = student(z, mel, e)
     h, log_s_sum, coefficients = z, torch.zeros_like(z), []
-    for k, flow in enumerate(student.flows):
-        mu, log_s = flow(h, mel, student.upsampler(k), e)
+    for flow in student.flows:
+        log_s, mu = flow.log_scale_and_shift(h, StudentContext(mel, e))
         h = h * log_s.exp() + mu
         log_s_sum = log_s_sum + log_s
         coefficients.append((mu, log_s))
@@ -174,3 +176,33 @@ def test_excitation_at_the_flow_input_enters_once_per_flow():
     assert [tuple(f.excitation_input.weight.shape) for f in at_input.flows] == [(8, 4, 1)] * 2
     with pytest.raises(ValueError, match="excitation_at must be 'blocks' or 'flow_input'"):
         tiny_student(**WITH_EXCITATION, excitation_at="output")
+
+
+@pytest.mark.parametrize("overrides", [{}, WITH_EXCITATION, AT_FLOW_INPUT])
+def test_a_student_flow_and_the_whole_student_are_exact_flows(overrides):
+    """Each IAFFlow (a flows.AutoregressiveAffine) and the student as a flows.Flow pass the flow library's
+    round-trip and autograd-Jacobian checks; the Flow's density is the student's Σ_t log p_S(x_t | z_<t)."""
+    student = tiny_student(flow_layers=(2, 2), channels=4, gate_channels=4, **overrides)
+    z, mel = inputs(student, batch=2, frames=2)  # T = 8 samples
+    e = excitation_for(student, z)
+    context = StudentContext(mel, e)
+    first = student.flows[0]
+    assert_exact_flow(first, first.inverse(z, context)[0], context, atol=1e-10)  # data: a sample
+    flow = student.as_flow(frames=2)
+    x, mu_tot, log_s_tot = student(z, mel, e)
+    torch.testing.assert_close(flow.transform.inverse(z, context)[0], x, rtol=0, atol=1e-12)
+    assert_exact_flow(flow.transform, x, context, atol=1e-10)
+    torch.testing.assert_close(flow.log_prob(x, context), student.step_log_prob(x, mu_tot, log_s_tot).sum(1),
+                               rtol=1e-10, atol=1e-10)
+    assert flow.sample(2, context).shape == (2, 8)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_flows_reference_the_students_upsamplers_without_owning_them(shared):
+    """The state_dict holds each upsampler once (under ``upsamplers``), and a copy (as EMA makes) keeps
+    every flow on the copy's own upsampler."""
+    student = tiny_student(shared_upsampler=shared)
+    assert all(flow.upsampler is student.upsampler(k) for k, flow in enumerate(student.flows))
+    assert not any(".upsampler." in key for key in student.state_dict())
+    twin = copy.deepcopy(student)
+    assert all(flow.upsampler is twin.upsampler(k) for k, flow in enumerate(twin.flows))

@@ -225,7 +225,7 @@ def test_autoregressive_logabsdet_is_the_float32_sum_of_the_bf16_log_scales():
             parameter.normal_(0.1, 0.3)
     x = torch.randn(3, 4096)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        log_scale, _ = transform._scale_and_shift(x, None)
+        log_scale, _ = transform.log_scale_and_shift(x, None)
         _, logabsdet = transform(x)
     assert log_scale.dtype == torch.bfloat16 and logabsdet.dtype == torch.float32
     exact = log_scale.double().sum(1)

@@ -4,7 +4,7 @@ Convention: ``forward(x, context)`` maps data to noise and returns ``(z, logabsd
 ``inverse(z, context)`` maps noise to data and returns ``(x, logabsdet)``.
 """
 
-from .autoregressive import MaskedAffineAutoregressive
+from .autoregressive import AutoregressiveAffine, MaskedAffineAutoregressive
 from .autoregressive_models import IAF, MAF
 from .base import CompositeTransform, InverseTransform, Transform
 from .conditioners import MLP, ConvNet
@@ -24,6 +24,7 @@ __all__ = [
     "ActNorm",
     "AdditiveCoupling",
     "AffineCoupling",
+    "AutoregressiveAffine",
     "BatchNorm",
     "CompositeTransform",
     "ConvNet",

@@ -14,8 +14,9 @@ from .distributions import BaseDistribution
 class Flow(nn.Module):
     """log p(x) = log p_z(z) + log|det ∂z/∂x| with z = f(x); sampling runs x = f⁻¹(T·ε).
 
-    ``context`` (optional) is passed to every transform, giving a conditional density p(x | c).
-    When sampling with a context of batch size B, ``n`` must equal B (one sample per row).
+    ``context`` (optional) is passed to every transform, giving a conditional density p(x | c): a tensor,
+    or a tuple of them (batch first; ``None`` entries allowed after the first) for transforms that take
+    several. When sampling with a context of batch size B, ``n`` must equal B (one sample per row).
 
     >>> import torch
     >>> from wavesynth.flows import ActNorm, LULinear, StandardNormal
@@ -29,23 +30,23 @@ class Flow(nn.Module):
         self.base = base
         self.transform = transforms if isinstance(transforms, Transform) else CompositeTransform(transforms)
 
-    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, context: Tensor | tuple | None = None) -> Tensor:
         """log p(x | context), shape (batch,)."""
         z, logabsdet = self.transform_to_noise(x, context)
         return self.base.log_prob(z) + logabsdet
 
-    def transform_to_noise(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def transform_to_noise(self, x: Tensor, context: Tensor | tuple | None = None) -> tuple[Tensor, Tensor]:
         """z = f(x) and log|det ∂z/∂x|, after checking x."""
         check_input(x, self.event_shape, "x")
         self._check_context(context, x.shape[0])
         return self.transform(x, context)
 
-    def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
+    def sample(self, n: int, context: Tensor | tuple | None = None, temperature: float = 1.0) -> Tensor:
         """n samples x = f⁻¹(T·ε), ε ~ base; temperature T < 1 trades diversity for fidelity."""
         return self.sample_and_log_prob(n, context, temperature)[0]
 
     def sample_and_log_prob(
-        self, n: int, context: Tensor | None = None, temperature: float = 1.0
+        self, n: int, context: Tensor | tuple | None = None, temperature: float = 1.0
     ) -> tuple[Tensor, Tensor]:
         """Samples and their (untempered) model log-density: log p_z(z) - log|det ∂x/∂z|."""
         if n < 1:
@@ -60,6 +61,7 @@ class Flow(nn.Module):
         return self.base.shape
 
     @staticmethod
-    def _check_context(context: Tensor | None, batch: int) -> None:
-        if context is not None and context.shape[0] != batch:
-            raise WavesynthError(f"context has batch size {context.shape[0]}, expected {batch}")
+    def _check_context(context: Tensor | tuple | None, batch: int) -> None:
+        first = context[0] if isinstance(context, tuple) else context
+        if first is not None and first.shape[0] != batch:
+            raise WavesynthError(f"context has batch size {first.shape[0]}, expected {batch}")

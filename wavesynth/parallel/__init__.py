@@ -16,7 +16,7 @@ from .losses import (
     student_entropy,
     teacher_log_density,
 )
-from .student import IAFFlow, ParallelWaveNet
+from .student import IAFFlow, ParallelWaveNet, StudentContext
 
 __all__ = [
     "GaussianKL",
@@ -24,6 +24,7 @@ __all__ = [
     "ParallelWaveNet",
     "ReverseKL",
     "StudentConfig",
+    "StudentContext",
     "contrastive_loss",
     "cross_entropy",
     "gaussian_kl",

@@ -4,7 +4,8 @@ Flow k maps its input z^(k-1) (z^(0) = z, the noise) to
 
     z^(k)_t = z^(k-1)_t · s_k + μ_k,    (μ_k, log s_k) = f_k(z^(k-1)_<t, c),
 
-where f_k is a WaveNet stack without skip path that sees the strict past of its input (the input is shifted
+where f_k (``IAFFlow``, a ``wavesynth.flows.AutoregressiveAffine`` with the "clamped" scale, in the IAF
+direction) is a WaveNet stack without skip path that sees the strict past of its input (the input is shifted
 right by one sample), the whole upsampled mel c and, with ``StudentConfig.excitation = "sine"``, a
 sample-rate excitation e (harmonics of the F0, ``wavesynth.pitch.SineExcitation``) in every layer. Each
 flow is affine in its current input with coefficients that depend on the past only, so the composition is
@@ -21,28 +22,55 @@ parallel pass per flow over all T samples, batched over utterances.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import WavesynthError
+from ..flows import AutoregressiveAffine, Flow, StandardLogistic, StandardNormal
 from ..wavenet.distributions import LocationScale, make_head
 from ..wavenet.layers import RESIDUAL_SCALE, ConditioningUpsampler, WaveNetStack, pointwise, shift_right
 from .config import StudentConfig
 
 
-class IAFFlow(nn.Module):
-    """One flow: input 1x1 on shift_right(z), a skip-less WaveNet stack, output 1x1 to (μ_k, log s_k).
+class StudentContext(NamedTuple):
+    """What every flow of the student is conditioned on: the mel (B, n_mels, frames) and, for a student
+    with one, the excitation e (B, E, frames·hop)."""
 
-    The excitation e enters every layer of the stack (``excitation_at = "blocks"``), or only the input:
-    h_0 = W_in·shift_right(z) + b_in + W_e·e (``"flow_input"``). The output weights start small, so each
-    flow starts close to the affine map z·1 + b.
+    mel: Tensor
+    excitation: Tensor | None = None
+
+
+class IAFFlow(AutoregressiveAffine):
+    """One flow, a ``flows.AutoregressiveAffine`` in the IAF direction with the "clamped" scale: the
+    inverse is the one pass x = z·s(z_<t) + μ(z_<t), log s = max(a, log_scale_min), and the forward
+    z = (x - μ)/s takes T passes.
+
+    Its conditioner: input 1x1 on shift_right(z), a skip-less WaveNet stack that sees the mel through
+    ``upsampler`` (the student's, referenced, not owned: a shared one is in the state_dict once), output
+    1x1 to (μ, a). The excitation e enters every layer of the stack (``excitation_at = "blocks"``), or only
+    the input: h_0 = W_in·shift_right(z) + b_in + W_e·e (``"flow_input"``). The output weights start
+    small, so each flow starts close to the affine map z·1 + b.
+
+    >>> import torch
+    >>> from wavesynth.parallel import StudentConfig
+    >>> from wavesynth.wavenet import ConditioningUpsampler
+    >>> config = StudentConfig(flow_layers=(2,), flow_cycles=(1,), channels=4, gate_channels=4, n_mels=3,
+    ...                        hop_length=4, upsample_scales=(2, 2))
+    >>> flow = IAFFlow(2, 1, config, ConditioningUpsampler(config.upsample_scales))
+    >>> context = StudentContext(torch.randn(1, 3, 2))
+    >>> z = torch.randn(1, 8)
+    >>> x, logabsdet = flow.inverse(z, context)  # one pass
+    >>> z_back, _ = flow(x, context)  # 8 passes
+    >>> torch.allclose(z_back, z, atol=1e-5), flow.receptive_field
+    (True, 7)
     """
 
-    def __init__(self, layers: int, cycles: int, config: StudentConfig):
-        super().__init__()
-        self.log_scale_min = config.log_scale_min
+    def __init__(self, layers: int, cycles: int, config: StudentConfig, upsampler: ConditioningUpsampler):
+        super().__init__(direction="iaf", scale="clamped", log_scale_min=config.log_scale_min)
+        object.__setattr__(self, "upsampler", upsampler)  # not a submodule: not in this flow's state_dict
         self.input_conv = nn.Conv1d(1, config.channels, 1)
         at_input = config.excitation_at == "flow_input"
         E = config.excitation_channels
@@ -56,22 +84,20 @@ class IAFFlow(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        """(μ_k, s_k) at t depend on the input at t - receptive_field, ..., t - 1."""
+        """(μ, s) at t depend on the input at t - receptive_field, ..., t - 1."""
         return self.stack.receptive_field
 
-    def forward(
-        self, z: Tensor, mel: Tensor, upsampler: ConditioningUpsampler, excitation: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """(μ_k, log s_k), each (B, T), from the flow input z (B, T), mel (B, n_mels, T / hop) and the
-        excitation e (B, E, T) of a flow that has one."""
+    def conditioner(self, z: Tensor, context: StudentContext) -> tuple[Tensor, Tensor]:
+        """(a, μ), each (B, T), from the flow input z (B, T) and the context (mel, e)."""
+        mel, excitation = context
         w, b = self.input_conv.weight, self.input_conv.bias
         h = torch.addcmul(b.view(1, -1, 1), w.view(1, -1, 1), shift_right(z.unsqueeze(1)))
         if self.excitation_input is not None:
             h = h + self.excitation_input(excitation)
             excitation = None
-        h, _ = self.stack(h, mel, upsampler, excitation=excitation)
-        mu, log_s = pointwise(self.output.weight, h, self.output.bias.view(1, -1, 1)).unbind(1)
-        return mu, log_s.clamp(min=self.log_scale_min)
+        h, _ = self.stack(h, mel, self.upsampler, excitation=excitation)
+        mu, raw_log_s = pointwise(self.output.weight, h, self.output.bias.view(1, -1, 1)).unbind(1)
+        return raw_log_s, mu
 
 
 #: s_tot at initialisation (the last flow's log-scale bias): the student starts as noise at speech level.
@@ -85,7 +111,8 @@ TILE_SAMPLES = 2048
 def packed_flow(
     flow: IAFFlow, x: Tensor, mel: Tensor, phase: Tensor, excitation: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """``flow(x, mel, upsampler, excitation)`` without autograd, repacked for speed (same maths, same result).
+    """``flow.log_scale_and_shift(x, StudentContext(mel, excitation))`` reversed to (μ, log s), without
+    autograd, repacked for speed (same maths, same result).
 
     Activations are time-major, (B, pad + T, C) with ``pad`` zero rows in front, so each dilated tap
     W_j x_{t-(k-1-j)·d} is a matmul over a shifted block of rows. Layer by layer, each utterance is done in
@@ -160,7 +187,9 @@ def packed_flow(
 
 
 class ParallelWaveNet(nn.Module):
-    """The IAF student: ``forward(z, mel) -> (x, μ_tot, log s_tot)`` and ``sample(mel)``.
+    """The IAF student: ``forward(z, mel) -> (x, μ_tot, log s_tot)`` and ``sample(mel)``; ``flows`` are
+    ``IAFFlow`` transforms (``wavesynth.flows.AutoregressiveAffine``) and ``as_flow`` is the whole student
+    as a ``wavesynth.flows.Flow``.
 
     Chunked synthesis: the output at sample t depends on z_t, z_{t-R..t-1} (R = ``receptive_field``) and,
     through the upsampler, on mel frames up to ``mel_context_frames`` (Q) either side of the frames it uses.
@@ -190,8 +219,8 @@ class ParallelWaveNet(nn.Module):
         count = 1 if config.shared_upsampler else len(config.flow_layers)
         self.upsamplers = nn.ModuleList(ConditioningUpsampler(config.upsample_scales) for _ in range(count))
         self.flows = nn.ModuleList(
-            IAFFlow(layers, cycles, config)
-            for layers, cycles in zip(config.flow_layers, config.flow_cycles, strict=True)
+            IAFFlow(layers, cycles, config, self.upsampler(k))
+            for k, (layers, cycles) in enumerate(zip(config.flow_layers, config.flow_cycles, strict=True))
         )
         with torch.no_grad():
             self.flows[-1].output.bias[1] = math.log(INITIAL_SCALE)
@@ -215,6 +244,27 @@ class ParallelWaveNet(nn.Module):
         """(left, right) mel frames a chunk needs around the frames whose samples it must get exactly."""
         Q = self.mel_context_frames
         return Q + math.ceil(self.receptive_field / self.config.hop_length), Q
+
+    def as_flow(self, frames: int) -> Flow:
+        """The student as a ``flows.Flow`` over noise of ``frames * hop_length`` samples, with context
+        ``StudentContext(mel, excitation)``: ``sample`` runs the flows in one pass each, ``log_prob`` is the
+        exact density log p_S(x | c) by T passes per flow (slow: for checks). Shares this model's weights.
+
+        >>> import torch
+        >>> from wavesynth.parallel import StudentConfig
+        >>> config = StudentConfig(flow_layers=(2, 2), flow_cycles=(1, 1), channels=4, gate_channels=4,
+        ...                        n_mels=3, hop_length=4, upsample_scales=(2, 2))
+        >>> flow = ParallelWaveNet(config).as_flow(frames=2)
+        >>> context = StudentContext(torch.randn(1, 3, 2))
+        >>> x = flow.sample(1, context)
+        >>> tuple(x.shape), tuple(flow.log_prob(x, context).shape)
+        ((1, 8), (1,))
+        """
+        param = self.flows[-1].output.weight
+        base = (StandardLogistic if self.config.noise == "logistic" else StandardNormal)(
+            frames * self.config.hop_length
+        ).to(param.device, param.dtype)
+        return Flow(base, list(reversed(self.flows)))  # noise -> data applies flow 0 first
 
     def _check(self, z: Tensor, mel: Tensor, excitation: Tensor | None) -> None:
         cfg = self.config
@@ -241,9 +291,10 @@ class ParallelWaveNet(nn.Module):
         Flow by flow: x ← x·s_k + μ_k, μ_tot ← μ_tot·s_k + μ_k, log s_tot ← log s_tot + log s_k.
         """
         self._check(z, mel, excitation)
+        context = StudentContext(mel, excitation)
         x, mu_tot, log_s_tot = z, torch.zeros_like(z), torch.zeros_like(z)
-        for k, flow in enumerate(self.flows):
-            mu, log_s = flow(x, mel, self.upsampler(k), excitation)
+        for flow in self.flows:
+            log_s, mu = flow.log_scale_and_shift(x, context)
             s = log_s.exp()
             x = torch.addcmul(mu, x, s)
             mu_tot = torch.addcmul(mu, mu_tot, s)
