@@ -3,6 +3,7 @@ check.json and its card (``wavesynth.eval.check``), and the check fails on a bro
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from vocoder_checks import DATA, fake_checkpoint
@@ -51,3 +52,19 @@ def test_export_records_a_check(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(state), "--out", str(tmp_path / "n"), "--check-clips",
                  str(tmp_path / "missing.wav")]) == 2
     assert "missing.wav: no such audio file" in capsys.readouterr().err
+
+
+#: Each shipped model's fp32 audio for a fixed mel and seed, saved by the code before issue #18's refactor
+#: (commit 5b79b6e); the refactor reproduced it bit for bit on the machine that saved it.
+SAVED_OUTPUTS = DATA / "shipped_outputs.npz"
+
+
+@pytest.mark.parametrize("name", ["ljspeech-22k-student", "allison-16k-student", "ljspeech-22k-teacher"])
+def test_shipped_model_synthesises_the_audio_saved_before_the_refactor(name):
+    saved = np.load(SAVED_OUTPUTS)
+    voc = Vocoder.from_pretrained(name, device="cpu", precision="fp32")
+    audio = voc.synthesize(saved[f"{name}/mel"], seed=0)
+    reference = saved[name]
+    assert audio.shape == reference.shape
+    # another CPU's kernels round differently (AVX2 against AVX-512): equal to float32 rounding, not bits
+    assert np.sqrt(np.mean((audio - reference) ** 2) / np.mean(reference**2)) < 1e-3
