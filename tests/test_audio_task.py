@@ -4,6 +4,7 @@ check and the crops' collate."""
 import pytest
 
 from wavesynth.parallel.task import DistillConfig
+from wavesynth.pitch.task import PitchConfig
 from wavesynth.train import load_config
 from wavesynth.wavenet.task import TeacherConfig, TeacherTask
 
@@ -18,6 +19,14 @@ def test_model_takes_n_mels_and_hop_length_from_the_preset(tmp_path, config_clas
     with pytest.raises(ValueError, match=r"model.n_mels, model.hop_length = 64, 256 must match preset "
                                          r"'hifigan-22k' \(80, 256\)"):
         load_config(config_class, recipe, ["model.n_mels=64"])
+
+
+def test_pitch_model_takes_n_mels_from_the_preset(tmp_path):
+    recipe = tmp_path / "pitch.toml"
+    recipe.write_text('[data]\npreset = "speechbrain-16k"\n')
+    assert load_config(PitchConfig, recipe).model.n_mels == 80
+    with pytest.raises(ValueError, match=r"model.n_mels = 64 must match preset 'speechbrain-16k' \(80\)"):
+        load_config(PitchConfig, recipe, ["model.n_mels=64"])
 
 
 def test_collate_works_before_train_data(cache):

@@ -4,14 +4,13 @@ F0 labels and the sine excitation for a pitch-aware model)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from .audio import SegmentDataset, get_preset
+from .audio import DEFAULT_PRESET, SegmentDataset, get_preset
 from .errors import WavesynthError
 from .pitch.excitation import SineExcitation
 from .train import Task
@@ -28,17 +27,6 @@ class AudioModelConfig(Protocol):
     def excitation_channels(self) -> int: ...
 
 
-def model_from_preset(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A task config's tables with ``model.n_mels`` and ``model.hop_length`` taken from ``data.preset`` where
-    ``[model]`` leaves them out: the preset fixes them, so a recipe need not restate them (a task config's
-    ``upgrade`` hook, applied before the config is built)."""
-    tables = {key: data.get(key, {}) for key in ("data", "model")}
-    if not all(isinstance(table, Mapping) for table in tables.values()):
-        return data  # not tables: from_dict says so
-    mel = get_preset(tables["data"].get("preset", AudioDataConfig.preset))
-    return {**data, "model": {"n_mels": mel.n_mels, "hop_length": mel.hop_length, **tables["model"]}}
-
-
 def check_model_fits_preset(model: AudioModelConfig, preset: str) -> None:
     """WavesynthError unless the model's ``n_mels`` and ``hop_length`` are those of mel preset ``preset``."""
     mel = get_preset(preset)
@@ -52,7 +40,7 @@ class AudioDataConfig:
     """Where the training audio is and how it is cut (the ``[data]`` table)."""
 
     caches: list[str] = field(default_factory=lambda: ["cache/ljspeech-22k"])  # `wavesynth preprocess` out
-    preset: str = "hifigan-22k"  # the mel preset every cache must have been made with
+    preset: str = DEFAULT_PRESET  # the mel preset every cache must have been made with
     segment_frames: int = 32  # training crop, in mel frames (× hop_length samples)
     val_segment_frames: int = 128  # fixed held-out crops for the validation loss
     samples: int = 2  # held-out utterances turned into audio at each validation (0: none)

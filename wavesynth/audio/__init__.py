@@ -7,7 +7,15 @@ Waveforms are float32 in [-1, 1], shape ``(T,)`` or ``(batch, T)``; a log-mel is
 from .cache import FeatureCache
 from .corpora import CORPORA, Utterance, assign_splits, read_corpus, select_speakers
 from .dataset import SegmentDataset
-from .features import PRESETS, MelConfig, MelExtractor, get_preset, pad_to_hop
+from .features import (
+    DEFAULT_PRESET,
+    PRESETS,
+    MelConfig,
+    MelExtractor,
+    get_preset,
+    model_from_preset,
+    pad_to_hop,
+)
 from .io import AUDIO_EXTENSIONS, load_audio, save_audio
 from .loudness import integrated_loudness, normalize_loudness
 from .preprocess import Summary, preprocess
@@ -26,6 +34,8 @@ __all__ = [
     "Utterance",
     "assign_splits",
     "get_preset",
+    "model_from_preset",
+    "DEFAULT_PRESET",
     "integrated_loudness",
     "load_audio",
     "normalize_loudness",

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import librosa
 import numpy as np
@@ -138,6 +140,22 @@ PRESETS: dict[str, MelConfig] = {
         "speechbrain-16k", 16000, 1024, 256, 1024, 80, fmin=0.0, fmax=8000.0, padding="center"
     ),
 }
+
+
+#: The preset a config uses when it names none: the 22.05 kHz HiFi-GAN / Tacotron 2 convention.
+DEFAULT_PRESET = "hifigan-22k"
+
+
+def model_from_preset(data: Mapping[str, Any], keys: tuple[str, ...] = ("n_mels", "hop_length")
+                      ) -> Mapping[str, Any]:
+    """A task config's tables with the ``[model]`` settings ``keys`` taken from ``data.preset`` where
+    ``[model]`` leaves them out: the preset fixes them, so a recipe need not restate them (a task config's
+    ``upgrade`` hook, applied before the config is built)."""
+    tables = {key: data.get(key, {}) for key in ("data", "model")}
+    if not all(isinstance(table, Mapping) for table in tables.values()):
+        return data  # not tables: from_dict says so
+    mel = get_preset(tables["data"].get("preset", DEFAULT_PRESET))
+    return {**data, "model": {**{key: getattr(mel, key) for key in keys}, **tables["model"]}}
 
 
 def get_preset(name: str) -> MelConfig:

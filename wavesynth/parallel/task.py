@@ -30,8 +30,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..audio import MelExtractor, get_preset
-from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset, model_from_preset
+from ..audio import MelExtractor, get_preset, model_from_preset
+from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset
 from ..errors import WavesynthError
 from ..train import Audio, TrainConfig, load_trained
 from ..wavenet import WaveNet

@@ -14,13 +14,15 @@ normalised with the corpus statistics only when the preset normalises).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..audio import SegmentDataset, get_preset
+from ..audio import DEFAULT_PRESET, SegmentDataset, get_preset, model_from_preset
 from ..errors import WavesynthError
 from ..eval.metrics import f0_rmse_cents, gross_pitch_error, vuv_error
 from ..train import Task, TrainConfig, load_trained
@@ -32,7 +34,7 @@ class PitchDataConfig:
     """Where the labelled mels are and how they are cut (the ``[data]`` table of a pitch recipe)."""
 
     caches: list[str] = field(default_factory=lambda: ["cache/ljspeech-22k"])  # with pitch/ labels
-    preset: str = "hifigan-22k"  # the mel preset every cache must have been made with
+    preset: str = DEFAULT_PRESET  # the mel preset every cache must have been made with
     segment_frames: int = 96  # training crop, in mel frames
     val_segment_frames: int = 0  # validation crop; 0: whole utterances
 
@@ -63,6 +65,10 @@ class PitchConfig:
     model: PitchPredictorConfig = field(default_factory=PitchPredictorConfig)
     data: PitchDataConfig = field(default_factory=PitchDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def upgrade(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return model_from_preset(data, keys=("n_mels",))
 
     def __post_init__(self) -> None:
         mel = get_preset(self.data.preset)

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..audio import get_preset
-from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset, model_from_preset
+from ..audio import get_preset, model_from_preset
+from ..audio_task import AudioDataConfig, AudioTask, check_model_fits_preset
 from ..train import Audio, TrainConfig
 from .config import WaveNetConfig
 from .generation import generate
