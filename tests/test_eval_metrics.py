@@ -184,7 +184,8 @@ def test_report_writes_table_json_csv_and_figures(tmp_path):
     assert model["log_mel_db_below_1khz"]["mean"] == 0 and baseline["log_mel_db_quiet_frames"]["mean"] > 0
     assert baseline["log_mel_distance_db"]["mean"] > 0 and baseline["stoi"]["n"] == 1
     assert few["log_mel_distance_db"]["mean"] > baseline["log_mel_distance_db"]["mean"]  # fewer iterations
-    assert few["stoi"]["mean"] < baseline["stoi"]["mean"] and few["rtf"]["mean"] < baseline["rtf"]["mean"]
+    assert few["stoi"]["mean"] < baseline["stoi"]["mean"]  # (their speeds are not compared: no timed tests)
+    assert few["rtf"]["n"] == baseline["rtf"]["n"] == 1 and few["rtf"]["mean"] > 0
     for key in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"):
         assert 1 <= real[key]["mean"] <= 5 and model[key]["mean"] == pytest.approx(real[key]["mean"])
     assert all(real[key]["n"] == 0 for key in ("log_mel_distance_db", "pesq_wb", "stoi", "vuv_error", "rtf",
